@@ -1,0 +1,163 @@
+"""Save and load DSRNet checkpoints: weights plus everything needed to rebuild and use the net.
+
+A checkpoint is a plain ``torch.save`` dictionary of tensors, numbers, strings, lists and dicts,
+so it loads with ``torch.load(..., weights_only=True)``: loading never executes pickled code.
+Every way a file can be unusable is refused with :class:`CheckpointError`, whose message names
+the path and the reason, so the node can print one clear line and exit.
+
+Layout (``format`` = ``dsr_ros.dsrnet/1``)::
+
+    {'format': str, 'arch': {DSRNet constructor kwargs}, 'scale': int,
+     'normalization': {'mode': 'fixed'|'minmax', 'max_value': float, 'unit': str},
+     'state_dict': {name: tensor}, 'provenance': {...}, 'metrics': {...}, 'config': {...}}
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple, Union
+
+import torch
+
+from dsr_ros.networks import DSRNet, SUPPORTED_SCALES
+
+__all__ = ['CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION', 'load_checkpoint',
+           'read_checkpoint', 'save_checkpoint', 'build_model']
+
+CHECKPOINT_FORMAT = 'dsr_ros.dsrnet/1'
+REQUIRED_KEYS = ('format', 'arch', 'scale', 'normalization', 'state_dict')
+ARCH_KEYS = ('scale', 'num_channels', 'num_blocks', 'in_channels', 'global_residual')
+#: 8-bit disparity divided by 255, the paper's normalisation for Middlebury-trained models.
+DEFAULT_NORMALIZATION = {'mode': 'fixed', 'max_value': 255.0, 'unit': 'disparity_8bit'}
+
+PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the path and the reason."""
+
+    def __init__(self, path: PathLike, reason: str) -> None:
+        super().__init__(f'cannot use checkpoint {os.fspath(path)!r}: {reason}')
+        self.path = os.fspath(path)
+        self.reason = reason
+
+
+def build_model(arch: Dict[str, Any]) -> DSRNet:
+    """Build a DSRNet from the ``arch`` dictionary a checkpoint stores."""
+    return DSRNet(**{key: arch[key] for key in ARCH_KEYS if key in arch})
+
+
+def save_checkpoint(path: PathLike, model: DSRNet, *,
+                    normalization: Optional[Dict[str, Any]] = None,
+                    provenance: Optional[Dict[str, Any]] = None,
+                    metrics: Optional[Dict[str, Any]] = None,
+                    config: Optional[Dict[str, Any]] = None) -> Path:
+    """Write a node-ready checkpoint atomically (temp file + rename) and return its path.
+
+    ``normalization`` says how depth was scaled to the net's [0, 1] range in training;
+    ``provenance`` (data, command, date, git revision) and ``metrics`` are free-form but must be
+    plain Python data so the file stays loadable with ``weights_only=True``.
+    """
+    path = Path(path)
+    state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    payload = {
+        'format': CHECKPOINT_FORMAT,
+        'arch': model.arch_kwargs(),
+        'scale': model.scale,
+        'normalization': dict(normalization or DEFAULT_NORMALIZATION),
+        'state_dict': state,
+        'provenance': dict(provenance or {}),
+        'metrics': dict(metrics or {}),
+        'config': dict(config or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, tmp_name)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path
+
+
+def read_checkpoint(path: PathLike) -> Dict[str, Any]:
+    """Read and validate a checkpoint dictionary without building the network."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(path, 'file does not exist')
+    if not path.is_file():
+        raise CheckpointError(path, 'not a regular file')
+    try:
+        payload = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ''
+        raise CheckpointError(
+            path, f'not a readable torch checkpoint ({type(error).__name__}: {first_line})'
+        ) from error
+    if not isinstance(payload, dict):
+        raise CheckpointError(path, f'expected a dictionary, found {type(payload).__name__}')
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(path, f'not a dsr_ros checkpoint, missing keys {missing}')
+    if payload['format'] != CHECKPOINT_FORMAT:
+        raise CheckpointError(path, f'unknown format {payload["format"]!r}, '
+                                    f'expected {CHECKPOINT_FORMAT!r}')
+    arch = payload['arch']
+    if not isinstance(arch, dict) or any(key not in arch for key in ARCH_KEYS[:3]):
+        raise CheckpointError(path, f'arch must name {list(ARCH_KEYS[:3])}, found {arch!r}')
+    if payload['scale'] not in SUPPORTED_SCALES or payload['scale'] != arch['scale']:
+        raise CheckpointError(path, f'scale {payload["scale"]!r} is not one of '
+                                    f'{SUPPORTED_SCALES} or disagrees with arch')
+    norm = payload['normalization']
+    if (not isinstance(norm, dict) or norm.get('mode') not in ('fixed', 'minmax')
+            or not _positive_number(norm.get('max_value', 1.0))):
+        raise CheckpointError(path, f'bad normalization {norm!r}')
+    if not isinstance(payload['state_dict'], dict):
+        raise CheckpointError(path, 'state_dict is not a dictionary')
+    return payload
+
+
+def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = 'cpu'
+                    ) -> Tuple[DSRNet, Dict[str, Any]]:
+    """Load a checkpoint into a DSRNet in eval mode; return ``(model, metadata)``.
+
+    ``metadata`` is the checkpoint dictionary without ``state_dict``. Raises
+    :class:`CheckpointError` for a missing file, a file that is not a checkpoint, wrong or
+    missing keys, shape mismatches and non-finite weights.
+    """
+    payload = read_checkpoint(path)
+    try:
+        model = build_model(payload['arch'])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(path, f'cannot build DSRNet from arch {payload["arch"]!r}: '
+                                    f'{error}') from error
+    state = payload['state_dict']
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(path, f'weights do not match the architecture: missing '
+                                    f'{missing[:5]}, unexpected {unexpected[:5]}')
+    for key, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise CheckpointError(path, f'weight {key!r} is not a tensor')
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(path, f'shape mismatch for {key!r}: checkpoint '
+                                        f'{tuple(tensor.shape)}, model '
+                                        f'{tuple(expected[key].shape)}')
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(path, f'weight {key!r} has non-finite values')
+    model.load_state_dict(state)
+    model.eval().to(map_location)
+    metadata = {key: value for key, value in payload.items() if key != 'state_dict'}
+    metadata['path'] = os.fspath(path)
+    return model, metadata
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0

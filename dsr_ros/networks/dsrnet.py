@@ -1,0 +1,130 @@
+"""DSRNet: the single-depth super-resolution network (DBPN back-projection outline).
+
+This is the one definition of the deployed network. The ROS node runs it through
+``dsr_ros.inference``; the offline ``training`` package imports it from here and asks for its
+per-block HR features (``return_features=True``) to distil knowledge from the RGB branch.
+
+Outline (Sun et al., CVPR 2021, after Haris et al., DBPN, CVPR 2018):
+shallow block (3 convs at LR) -> N x [up-projection (LR->HR), down-projection (HR->LR)]
+-> reconstruction from the last HR features. The last block has no down-projection because
+nothing consumes it. With ``global_residual`` the net predicts the correction to a bicubic
+upsampling of its input, which trains faster and keeps flat regions exact.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ['DSRNet', 'PROJECTION_PARAMS', 'SUPPORTED_SCALES']
+
+#: (kernel, stride, padding) of the projection (de)convolutions per scale: DBPN's values.
+PROJECTION_PARAMS = {2: (6, 2, 2), 4: (8, 4, 2), 8: (12, 8, 2), 16: (20, 16, 2)}
+SUPPORTED_SCALES = tuple(sorted(PROJECTION_PARAMS))
+
+
+class _UpProjection(nn.Module):
+    """LR features -> HR features, corrected by the back-projected LR residual."""
+
+    def __init__(self, channels: int, kernel: int, stride: int, padding: int) -> None:
+        super().__init__()
+        self.up1 = nn.ConvTranspose2d(channels, channels, kernel, stride, padding)
+        self.down = nn.Conv2d(channels, channels, kernel, stride, padding)
+        self.up2 = nn.ConvTranspose2d(channels, channels, kernel, stride, padding)
+        self.act1 = nn.PReLU(channels)
+        self.act2 = nn.PReLU(channels)
+        self.act3 = nn.PReLU(channels)
+
+    def forward(self, low: torch.Tensor) -> torch.Tensor:
+        high0 = self.act1(self.up1(low))
+        low0 = self.act2(self.down(high0))
+        return high0 + self.act3(self.up2(low0 - low))
+
+
+class _DownProjection(nn.Module):
+    """HR features -> LR features, corrected by the back-projected HR residual."""
+
+    def __init__(self, channels: int, kernel: int, stride: int, padding: int) -> None:
+        super().__init__()
+        self.down1 = nn.Conv2d(channels, channels, kernel, stride, padding)
+        self.up = nn.ConvTranspose2d(channels, channels, kernel, stride, padding)
+        self.down2 = nn.Conv2d(channels, channels, kernel, stride, padding)
+        self.act1 = nn.PReLU(channels)
+        self.act2 = nn.PReLU(channels)
+        self.act3 = nn.PReLU(channels)
+
+    def forward(self, high: torch.Tensor) -> torch.Tensor:
+        low0 = self.act1(self.down1(high))
+        high0 = self.act2(self.up(low0))
+        return low0 + self.act3(self.down2(high0 - high))
+
+
+class DSRNet(nn.Module):
+    """Single depth super-resolution network.
+
+    Args:
+        scale: upscale factor, one of 2, 4, 8, 16.
+        num_channels: feature width C (paper: 64).
+        num_blocks: number N of back-projection blocks (paper: 5).
+        in_channels: input channels (1 for depth).
+        global_residual: predict ``D_sr - bicubic(D_lr)`` instead of ``D_sr``.
+
+    Input is normalised LR depth ``(B, 1, h, w)``; output is ``(B, 1, h*scale, w*scale)``.
+    """
+
+    def __init__(self, scale: int = 4, num_channels: int = 64, num_blocks: int = 5,
+                 in_channels: int = 1, global_residual: bool = True) -> None:
+        super().__init__()
+        if scale not in PROJECTION_PARAMS:
+            raise ValueError(f'DSRNet supports scales {SUPPORTED_SCALES}, got {scale!r}')
+        if num_channels < 1 or num_blocks < 1:
+            raise ValueError('num_channels and num_blocks must be positive, got '
+                             f'{num_channels} and {num_blocks}')
+        self.scale = int(scale)
+        self.num_channels = int(num_channels)
+        self.num_blocks = int(num_blocks)
+        self.in_channels = int(in_channels)
+        self.global_residual = bool(global_residual)
+        kernel, stride, padding = PROJECTION_PARAMS[self.scale]
+        c = self.num_channels
+        self.shallow = nn.Sequential(
+            nn.Conv2d(in_channels, c, 3, 1, 1), nn.PReLU(c),
+            nn.Conv2d(c, c, 3, 1, 1), nn.PReLU(c),
+            nn.Conv2d(c, c, 1, 1, 0), nn.PReLU(c),
+        )
+        self.up_blocks = nn.ModuleList(
+            _UpProjection(c, kernel, stride, padding) for _ in range(self.num_blocks))
+        self.down_blocks = nn.ModuleList(
+            _DownProjection(c, kernel, stride, padding) for _ in range(self.num_blocks - 1))
+        self.reconstruction = nn.Sequential(
+            nn.Conv2d(c, c, 3, 1, 1), nn.PReLU(c),
+            nn.Conv2d(c, in_channels, 3, 1, 1),
+        )
+
+    def arch_kwargs(self) -> dict:
+        """Constructor arguments that rebuild this network (stored in checkpoints)."""
+        return {'scale': self.scale, 'num_channels': self.num_channels,
+                'num_blocks': self.num_blocks, 'in_channels': self.in_channels,
+                'global_residual': self.global_residual}
+
+    def forward(self, depth_lr: torch.Tensor, return_features: bool = False
+                ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Super-resolve ``depth_lr``; optionally also return the HR feature of every block."""
+        low = self.shallow(depth_lr)
+        features: List[torch.Tensor] = []
+        high = low
+        for index, up in enumerate(self.up_blocks):
+            high = up(low)
+            features.append(high)
+            if index < len(self.down_blocks):
+                low = self.down_blocks[index](high)
+        out = self.reconstruction(high)
+        if self.global_residual:
+            out = out + F.interpolate(depth_lr, scale_factor=self.scale, mode='bicubic',
+                                      align_corners=False)
+        if return_features:
+            return out, features
+        return out
