@@ -1,0 +1,1 @@
+"""Data sources (benchmark sets, folders, rosbag2), degradation and training patches."""

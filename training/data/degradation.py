@@ -1,0 +1,74 @@
+"""How LR depth is made from HR depth, exactly as the benchmark's LR inputs were made.
+
+The Middlebury LR inputs of the paper's group are ``round(cv2.resize(gt, (W//s, H//s),
+INTER_CUBIC))`` of the uint8 ground truth: bicubic *without* anti-aliasing. A net trained on
+another degradation can end up worse than bicubic, so 'cubic' is the default; other OpenCV
+kernels are config choices for real sensors.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ['KERNELS', 'degrade', 'add_sensor_noise', 'upsample_bicubic']
+
+KERNELS = {'cubic': cv2.INTER_CUBIC, 'linear': cv2.INTER_LINEAR, 'area': cv2.INTER_AREA,
+           'nearest': cv2.INTER_NEAREST}
+
+
+def degrade(hr: np.ndarray, scale: int, kernel: str = 'cubic',
+            round_to_uint8: bool = False) -> np.ndarray:
+    """Downsample ``hr`` by ``scale`` to ``(H // scale, W // scale)``.
+
+    ``round_to_uint8`` reproduces 8-bit benchmark inputs bit-exactly (OpenCV rounds and
+    saturates when it resizes a uint8 image, which is what the benchmark did).
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f'unknown degradation kernel {kernel!r}, expected {sorted(KERNELS)}')
+    height, width = hr.shape[:2]
+    size = (width // scale, height // scale)
+    if size[0] < 1 or size[1] < 1:
+        raise ValueError(f'image {hr.shape} is too small for scale {scale}')
+    if round_to_uint8:
+        source = np.clip(np.rint(hr), 0, 255).astype(np.uint8)
+        return cv2.resize(source, size, interpolation=KERNELS[kernel]).astype(np.float32)
+    return cv2.resize(hr.astype(np.float32), size, interpolation=KERNELS[kernel])
+
+
+def upsample_bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
+    """The bicubic baseline: OpenCV INTER_CUBIC upsampling by ``scale``."""
+    height, width = lr.shape[:2]
+    return cv2.resize(lr.astype(np.float32), (width * scale, height * scale),
+                      interpolation=cv2.INTER_CUBIC)
+
+
+def add_sensor_noise(lr: np.ndarray, rng: np.random.Generator, noise_std: float = 0.0,
+                     hole_fraction: float = 0.0, depth_relative: bool = True,
+                     max_holes: int = 8) -> tuple:
+    """Sensor-like corruption of a normalised LR map for robustness training.
+
+    Gaussian noise (std ``noise_std``, scaled with depth when ``depth_relative``, as ToF and
+    structured-light noise grows with range) and rectangular dropouts covering about
+    ``hole_fraction`` of the pixels. Returns ``(noisy, holes)``: the holes are returned as a
+    mask because 0 can be a valid normalised depth.
+    """
+    out = lr.astype(np.float32).copy()
+    holes = np.zeros(out.shape, bool)
+    if noise_std > 0:
+        sigma = noise_std * (np.abs(out) if depth_relative else 1.0)
+        out = out + rng.normal(0.0, 1.0, out.shape).astype(np.float32) * sigma
+    if hole_fraction > 0:
+        height, width = out.shape
+        target = hole_fraction * out.size
+        covered = 0
+        for _ in range(max_holes):
+            if covered >= target:
+                break
+            h = int(rng.integers(1, max(2, height // 4)))
+            w = int(rng.integers(1, max(2, width // 4)))
+            top = int(rng.integers(0, max(1, height - h)))
+            left = int(rng.integers(0, max(1, width - w)))
+            holes[top:top + h, left:left + w] = True
+            covered += h * w
+    return out, holes

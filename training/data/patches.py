@@ -1,0 +1,150 @@
+"""Random HR/LR training patches, deterministic under a seed.
+
+Each item is drawn from a generator seeded by ``(seed, epoch, index)``, so a run resumed in the
+middle of an epoch sees exactly the patches an uninterrupted run would, whatever the number of
+data-loader workers.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dsr_ros.inference import fill_invalid
+from training.data.degradation import add_sensor_noise, degrade
+from training.data.sample import RGBDSample
+
+__all__ = ['PatchDataset', 'normalization_range']
+
+
+def normalization_range(sample: RGBDSample, mode: str = 'minmax') -> tuple:
+    """``(offset, span)`` mapping the sample's depth to [0, 1].
+
+    ``minmax`` uses the image's valid range (unit-free, what the node does per frame);
+    ``fixed`` divides 8-bit disparity by 255 (the paper) and other units by their maximum.
+    """
+    values = sample.depth[sample.valid]
+    if values.size == 0:
+        raise ValueError(f'{sample.name}: no valid depth pixels')
+    if mode == 'fixed':
+        span = 255.0 if sample.unit == 'disparity_8bit' else float(values.max())
+        return 0.0, span
+    if mode != 'minmax':
+        raise ValueError(f'unknown normalization {mode!r}, expected minmax or fixed')
+    low, high = float(values.min()), float(values.max())
+    return low, max(high - low, 1e-6)
+
+
+class PatchDataset(Dataset):
+    """Random ``patch_size`` HR crops with their degraded LR inputs.
+
+    Args:
+        samples: HR sources (see :class:`RGBDSample`); images smaller than a patch are skipped.
+        scale: SR factor; patches and their offsets are multiples of it.
+        patch_size: HR patch edge (paper: 256).
+        patches_per_epoch: dataset length.
+        min_valid_ratio: re-draw patches with fewer valid HR pixels than this.
+        rotate180: augment by 180-degree rotation with probability 1/2.
+        degradation: OpenCV kernel name (see :mod:`training.data.degradation`).
+        normalization: ``minmax`` or ``fixed`` (see :func:`normalization_range`).
+        noise_std, hole_fraction: optional sensor-like corruption of the LR input.
+        require_rgb: keep only samples with RGB (for DENet and the cross-task stage).
+        seed: base seed.
+    """
+
+    def __init__(self, samples: Sequence[RGBDSample], scale: int, patch_size: int = 256,
+                 patches_per_epoch: int = 10000, min_valid_ratio: float = 0.9,
+                 rotate180: bool = True, degradation: str = 'cubic',
+                 normalization: str = 'minmax', noise_std: float = 0.0,
+                 hole_fraction: float = 0.0, require_rgb: bool = False, seed: int = 0) -> None:
+        if patch_size % scale:
+            raise ValueError(f'patch_size {patch_size} must be a multiple of scale {scale}')
+        usable = [s for s in samples
+                  if min(s.depth.shape) >= patch_size and (s.rgb is not None or not require_rgb)]
+        if not usable:
+            raise ValueError(f'no sample is at least {patch_size}px'
+                             + (' with RGB' if require_rgb else '') + f' among {len(samples)}')
+        self.scale = int(scale)
+        self.patch_size = int(patch_size)
+        self.length = int(patches_per_epoch)
+        self.min_valid_ratio = float(min_valid_ratio)
+        self.rotate180 = bool(rotate180)
+        self.degradation = degradation
+        self.noise_std = float(noise_std)
+        self.hole_fraction = float(hole_fraction)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.names: List[str] = [s.name for s in usable]
+        self._depth: List[np.ndarray] = []
+        self._valid: List[np.ndarray] = []
+        self._rgb: List[Optional[np.ndarray]] = []
+        self._round: List[bool] = []
+        self._range: List[tuple] = []
+        for sample in usable:
+            self._depth.append(fill_invalid(sample.depth.astype(np.float32), sample.valid))
+            self._valid.append(sample.valid)
+            self._rgb.append(sample.rgb)
+            self._round.append(sample.unit == 'disparity_8bit')
+            self._range.append(normalization_range(sample, normalization))
+        areas = np.array([d.size for d in self._depth], dtype=np.float64)
+        self._weights = areas / areas.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the patch set of ``epoch`` (call before iterating each epoch)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        which, top, left = self._draw(rng)
+        size = self.patch_size
+        rows, cols = slice(top, top + size), slice(left, left + size)
+        hr = self._depth[which][rows, cols]
+        valid = self._valid[which][rows, cols]
+        rgb = self._rgb[which]
+        rgb = rgb[rows, cols] if rgb is not None else None
+        if self.rotate180 and rng.random() < 0.5:
+            hr, valid = hr[::-1, ::-1], valid[::-1, ::-1]
+            rgb = rgb[::-1, ::-1] if rgb is not None else None
+        lr = degrade(np.ascontiguousarray(hr), self.scale, self.degradation,
+                     round_to_uint8=self._round[which])
+        offset, span = self._range[which]
+        hr_n = (hr - offset) / span
+        lr_n = (lr - offset) / span
+        if self.noise_std > 0 or self.hole_fraction > 0:
+            lr_n, holes = add_sensor_noise(lr_n, rng, self.noise_std, self.hole_fraction)
+            if holes.any() and not holes.all():
+                lr_n = fill_invalid(lr_n, ~holes)
+        item = {
+            'lr': torch.from_numpy(np.ascontiguousarray(lr_n, dtype=np.float32))[None],
+            'hr': torch.from_numpy(np.ascontiguousarray(hr_n, dtype=np.float32))[None],
+            'valid': torch.from_numpy(np.ascontiguousarray(valid, dtype=np.float32))[None],
+            'has_rgb': torch.tensor(rgb is not None),
+        }
+        if rgb is not None:
+            item['rgb'] = torch.from_numpy(
+                np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / 255.0)
+        else:
+            item['rgb'] = torch.zeros(3, size, size)
+        return item
+
+    def _draw(self, rng: np.random.Generator) -> tuple:
+        """Pick (sample, top, left) with enough valid pixels; keep the best of a few tries."""
+        best = None
+        for _ in range(10):
+            which = int(rng.choice(len(self._depth), p=self._weights))
+            height, width = self._depth[which].shape
+            top = int(rng.integers(0, (height - self.patch_size) // self.scale + 1)) * self.scale
+            left = int(rng.integers(0, (width - self.patch_size) // self.scale + 1)) * self.scale
+            ratio = float(self._valid[which][top:top + self.patch_size,
+                                             left:left + self.patch_size].mean())
+            if best is None or ratio > best[0]:
+                best = (ratio, which, top, left)
+            if ratio >= self.min_valid_ratio:
+                break
+        return best[1:]
