@@ -24,6 +24,7 @@ DEFAULTS: Dict[str, Any] = {
     'device': 'auto',
     'amp': True,
     'torch_threads': 0,
+    'channels_last': True,
     'dsrnet': {'num_channels': 64, 'num_blocks': 5, 'global_residual': True},
     'denet': {'num_channels': 64, 'num_res_blocks': 2},
     'side_outputs': {'hidden_channels': 32},

@@ -90,6 +90,10 @@ class Trainer:
             self.modules.update(denet=self.denet, sides_de=self.sides_de, spnet=self.spnet)
             self.optimizers['de'] = self._adam([self.denet, self.sides_de])
             self.optimizers['sp'] = self._adam([self.spnet])
+        if config['channels_last']:
+            # NHWC convolutions are about 1.5-2x faster on x86 CPUs (and on tensor cores).
+            for module in self.modules.values():
+                module.to(memory_format=torch.channels_last)
         self.schedulers = {
             name: torch.optim.lr_scheduler.StepLR(optimizer, opt['lr_step_epochs'],
                                                   opt['lr_gamma'])
@@ -135,6 +139,13 @@ class Trainer:
         return DataLoader(Subset(dataset, indices), batch_size=data['batch_size'], shuffle=False,
                           num_workers=data['num_workers'], drop_last=False)
 
+    def _to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        memory_format = (torch.channels_last if self.config['channels_last']
+                         else torch.contiguous_format)
+        return {key: value.to(self.device, non_blocking=True).contiguous(
+                    memory_format=memory_format) if value.dim() == 4 else value.to(self.device)
+                for key, value in batch.items()}
+
     def _autocast(self):
         enabled = bool(self.config['amp']) and self.device.type == 'cuda'
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
@@ -148,7 +159,7 @@ class Trainer:
         for module in self.modules.values():
             module.eval()
         for batch in self._loader(self.val_set, 0):
-            batch = {k: v.to(self.device) for k, v in batch.items()}
+            batch = self._to_device(batch)
             with self._autocast():
                 d_sr = self.dsrnet(batch['lr']).float()
                 weight = batch['valid'].sum().item()
@@ -293,7 +304,7 @@ class Trainer:
                    f'[{_role_label(role, self.cross_task)}]', disable=not self.progress
                    or self.rank != 0, leave=False, dynamic_ncols=True)
         for kind, batch in bar:
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            batch = self._to_device(batch)
             if kind == 'stage2':
                 terms = self._step_stage2(batch, role)
             else:
