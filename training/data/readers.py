@@ -35,7 +35,7 @@ from training.data.sample import RGBDSample
 
 __all__ = ['DataError', 'READERS', 'MIDDLEBURY2005_SCENES', 'LU30_TEST_INDICES',
            'MSGNET_TEST_SCENE_MAPS', 'load_samples', 'shared_data_root', 'read_image',
-           'read_depth_png', 'read_mat']
+           'read_depth_png', 'read_depth_array', 'read_mat', 'read_rgb', 'list_samples']
 
 LOGGER = logging.getLogger(__name__)
 
@@ -260,12 +260,12 @@ def _list_lu30(root: Path, exclude_test_scenes: bool = True) -> List[_Entry]:
 
 
 def _png_pair_entry(name: str, depth_path: Path, rgb_path: Optional[Path], unit: str,
-                    scale: float = 1.0) -> _Entry:
+                    zero_is_invalid: bool = True) -> _Entry:
     def load() -> RGBDSample:
-        depth = read_depth_png(depth_path) * np.float32(scale)
+        depth = read_depth_png(depth_path)
         rgb = _rgb_matching(rgb_path, depth.shape, name) if rgb_path is not None else None
-        return RGBDSample(name, depth, _finite_positive(depth), unit, rgb=rgb,
-                          source=str(depth_path))
+        valid = _finite_positive(depth) if zero_is_invalid else np.isfinite(depth)
+        return RGBDSample(name, depth, valid, unit, rgb=rgb, source=str(depth_path))
     return _Entry(name, load)
 
 
@@ -280,10 +280,287 @@ def _crop_rgb_to(rgb: np.ndarray, shape: tuple, path: Path, name: str) -> np.nda
     return np.ascontiguousarray(rgb[:shape[0], :shape[1]])
 
 
+def _list_msgnet_testsets(root: Path, sets: Sequence[str] = ('A', 'B', 'C')) -> List[_Entry]:
+    """msgnet_testsets: A/<s>/{depth,rgb}.png, B/<s>/depth.bmp, C/<s>/{depth_<s>_2.mat,rgb.bmp}.
+
+    Names are ``<set>/<scene>``. A's RGB is the uncropped full view: the depth sits at offset
+    (11, 7) in it (see that folder's SOURCE.md), so it is cropped there. B has no RGB. C's
+    ``img_double`` is at most one row shorter than its RGB, which loses its last row. Values
+    are treated as ``disparity_8bit`` for all three sets (C's tsukuba/venus use other
+    disparity scalings, but stay in 0-255).
+    """
+    entries = []
+    for subset in sets:
+        if subset not in ('A', 'B', 'C'):
+            raise ValueError(f'msgnet_testsets: unknown set {subset!r}, expected A, B or C')
+        _require_dir(root / subset)
+        for folder in sorted(p for p in (root / subset).iterdir() if p.is_dir()):
+            name = f'{subset}/{folder.name}'
+            if subset == 'A':
+                entries.append(_msgnet_a_entry(name, folder))
+            elif subset == 'B':
+                entries.append(_png_pair_entry(name, folder / 'depth.bmp', None,
+                                               'disparity_8bit'))
+            else:
+                entries.append(_mat_entry(folder / f'depth_{folder.name}_2.mat', name,
+                                          'img_double', 'disparity_8bit', folder / 'rgb.bmp'))
+    return entries
+
+
+def _msgnet_a_entry(name: str, folder: Path) -> _Entry:
+    def load() -> RGBDSample:
+        depth_path = folder / 'depth.png'
+        depth = read_depth_png(depth_path)
+        rgb = read_rgb(folder / 'rgb.png')
+        top = (rgb.shape[0] - depth.shape[0]) // 2
+        left = (rgb.shape[1] - depth.shape[1]) // 2
+        if top < 0 or left < 0:
+            raise DataError(folder / 'rgb.png', f'RGB {rgb.shape[:2]} is smaller than the '
+                                                f'depth {depth.shape}')
+        rgb = np.ascontiguousarray(rgb[top:top + depth.shape[0], left:left + depth.shape[1]])
+        return RGBDSample(name, depth, depth > 0, 'disparity_8bit', rgb=rgb,
+                          source=str(depth_path))
+    return _Entry(name, load)
+
+
+def _list_middlebury_thirdsize(root: Path, view: int = 1, with_rgb: bool = True
+                               ) -> List[_Entry]:
+    """middlebury2005_thirdsize: <Scene>/disp<v>.png + view<v>.png, v = 1 or 5.
+
+    Raw third-size disparity on the 8-bit scale (value = 3 x third-size disparity) with its
+    real holes: 0 = unknown, so ``valid`` is False there and the zeros are kept as they are.
+    """
+    if view not in (1, 5):
+        raise ValueError(f'middlebury_thirdsize: view must be 1 or 5, got {view!r}')
+    _require_dir(root)
+    entries = []
+    for scene in MIDDLEBURY2005_SCENES:
+        folder = root / scene.capitalize()
+        entries.append(_png_pair_entry(scene, folder / f'disp{view}.png',
+                                       folder / f'view{view}.png' if with_rgb else None,
+                                       'disparity_8bit'))
+    return entries
+
+
+def _list_ferstl_noisy(root: Path, with_rgb: bool = True) -> List[_Entry]:
+    """middlebury2005_ferstl_noisy: <s>/<f>_big.png GT, <f>_color.png, <f>_depth_<k>_n.png.
+
+    ``<f>`` is the scene name except Books (``book``). The noisy LR maps for k = 1..4 become
+    ``lr_inputs`` for scales 2, 4, 8, 16 (same 8-bit scale as the GT, plus noise).
+    """
+    _require_dir(root)
+    entries = []
+    for scene in MIDDLEBURY2005_SCENES:
+        prefix = 'book' if scene == 'books' else scene
+        entries.append(_ferstl_entry(scene, root / scene, prefix, with_rgb))
+    return entries
+
+
+def _ferstl_entry(name: str, folder: Path, prefix: str, with_rgb: bool) -> _Entry:
+    def load() -> RGBDSample:
+        gt_path = folder / f'{prefix}_big.png'
+        depth = read_depth_png(gt_path)
+        lr = {}
+        for k, scale in enumerate((2, 4, 8, 16), 1):
+            lr_path = folder / f'{prefix}_depth_{k}_n.png'
+            lr[scale] = read_depth_png(lr_path)
+            expected = (depth.shape[0] // scale, depth.shape[1] // scale)
+            if lr[scale].shape != expected:
+                raise DataError(lr_path, f'LR input {lr[scale].shape} is not {expected}')
+        rgb = (_rgb_matching(folder / f'{prefix}_color.png', depth.shape, name)
+               if with_rgb else None)
+        return RGBDSample(name, depth, depth > 0, 'disparity_8bit', rgb=rgb, lr_inputs=lr,
+                          source=str(gt_path))
+    return _Entry(name, load)
+
+
+def _list_nyuv2(root: Path, with_rgb: bool = True) -> List[_Entry]:
+    """nyuv2_test_subset: <i>/depth.npy (float32 metres) + <i>/rgb.jpg; names are the indices."""
+    _require_dir(root)
+    entries = []
+    for folder in sorted(p for p in root.iterdir() if (p / 'depth.npy').is_file()):
+        entries.append(_npy_entry(folder.name, folder / 'depth.npy',
+                                  folder / 'rgb.jpg' if with_rgb else None))
+    if not entries:
+        raise DataError(root, 'no <index>/depth.npy found')
+    return entries
+
+
+def _npy_entry(name: str, depth_path: Path, rgb_path: Optional[Path]) -> _Entry:
+    def load() -> RGBDSample:
+        depth = read_depth_array(depth_path)
+        rgb = _rgb_matching(rgb_path, depth.shape, name) if rgb_path is not None else None
+        return RGBDSample(name, depth, _finite_positive(depth), 'metre', rgb=rgb,
+                          source=str(depth_path))
+    return _Entry(name, load)
+
+
+def read_depth_array(path: Path) -> np.ndarray:
+    """A float depth map from .npy, .tif or .tiff, as float32 (any unit; values unchanged)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, 'file does not exist')
+    if path.suffix.lower() == '.npy':
+        try:
+            array = np.load(path, allow_pickle=False)
+        except Exception as error:  # noqa: BLE001 - numpy raises several kinds
+            raise DataError(path, f'not a readable .npy ({type(error).__name__}: {error})'
+                            ) from error
+    else:
+        array = read_image(path, cv2.IMREAD_UNCHANGED)
+    array = np.squeeze(np.asarray(array))
+    if array.ndim != 2 or array.size == 0 or array.dtype.kind not in 'fui':
+        raise DataError(path, f'expected a 2-D numeric depth map, got {array.dtype} '
+                              f'{array.shape}')
+    return array.astype(np.float32)
+
+
+def _list_lu_rgbd6(root: Path, with_rgb: bool = True) -> List[_Entry]:
+    """lu_rgbd6: RGBD_0k/RGBD_0k_output_depth.png + RGBD_0k_ouput_color.png (sic).
+
+    The depth is 8-bit and normalised per image with no metric meaning: unit ``relative``.
+    Its 0 is the per-image minimum, not a hole, so every pixel is valid.
+    """
+    _require_dir(root)
+    entries = []
+    for folder in sorted(root.glob('RGBD_[0-9][0-9]')):
+        entries.append(_png_pair_entry(folder.name, folder / f'{folder.name}_output_depth.png',
+                                       folder / f'{folder.name}_ouput_color.png'
+                                       if with_rgb else None, 'relative',
+                                       zero_is_invalid=False))
+    return entries
+
+
+_DEPTH_SUFFIXES = ('.png', '.npy', '.tif', '.tiff')
+_RGB_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')
+_INTRINSICS_FILES = ('intrinsics.json', 'camera_info.json', 'camera.json',
+                     'camera_primesense.json')
+
+
+def _list_folder(root: Path, depth_dir: str = 'depth', rgb_dir: Optional[str] = None,
+                 png_units_per_metre: float = 1000.0, with_rgb: bool = True,
+                 intrinsics: Optional[Sequence[float]] = None) -> List[_Entry]:
+    """A generic folder of RGB-D frames, e.g. a recording exported from a camera.
+
+    Layout::
+
+        <root>/depth/<stem>.png     16-bit PNG, millimetres (0 = invalid)  -> unit 'millimetre'
+        <root>/depth/<stem>.npy     float metres (also .tif/.tiff; NaN/<=0 invalid) -> 'metre'
+        <root>/rgb|color|image/<stem>.png|jpg   optional, matched to the depth by file stem
+        <root>/intrinsics.json      optional: {"K": [9 row-major]} or {"fx","fy","cx","cy"}
+                                    or Open3D's {"intrinsic_matrix": [9 column-major]}
+                                    (camera_info.json, camera.json, camera_primesense.json too)
+
+    The Open3D RGB-D test data (color/ + depth/ + camera_primesense.json) is this layout. A
+    folder without a ``depth/`` subfolder is read as depth files only. PNGs whose scale is not
+    millimetres (TUM: 5000 per metre) are converted to metres with ``png_units_per_metre``.
+    Samples are named ``<folder>/<stem>``.
+    """
+    _require_dir(root)
+    depth_root = root / depth_dir if (root / depth_dir).is_dir() else root
+    depth_files = sorted((p for p in depth_root.iterdir()
+                          if p.suffix.lower() in _DEPTH_SUFFIXES and p.is_file()),
+                         key=_natural_key)
+    if not depth_files:
+        raise DataError(depth_root, f'no depth files ({", ".join(_DEPTH_SUFFIXES)})')
+    rgb_root = None
+    if with_rgb and depth_root != root:
+        candidates = [rgb_dir] if rgb_dir else ['rgb', 'color', 'colour', 'image', 'images']
+        rgb_root = next((root / c for c in candidates if (root / c).is_dir()), None)
+        if rgb_dir and rgb_root is None:
+            raise DataError(root / rgb_dir, 'folder does not exist')
+    rgb_by_stem = {}
+    if rgb_root is not None:
+        rgb_by_stem = {p.stem: p for p in sorted(rgb_root.iterdir())
+                       if p.suffix.lower() in _RGB_SUFFIXES}
+    k = (np.asarray(intrinsics, dtype=np.float64).reshape(3, 3) if intrinsics is not None
+         else _folder_intrinsics(root))
+    entries = []
+    for path in depth_files:
+        name = f'{root.name}/{path.stem}'
+        entries.append(_folder_entry(name, path, rgb_by_stem.get(path.stem),
+                                     float(png_units_per_metre), k))
+    return entries
+
+
+def _folder_intrinsics(root: Path) -> Optional[np.ndarray]:
+    import json
+    for file_name in _INTRINSICS_FILES:
+        path = root / file_name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text())
+            if 'K' in data:
+                return np.asarray(data['K'], dtype=np.float64).reshape(3, 3)
+            if 'intrinsic_matrix' in data:  # Open3D: column-major
+                return np.asarray(data['intrinsic_matrix'], dtype=np.float64).reshape(3, 3).T
+            return np.array([[data['fx'], 0, data['cx']], [0, data['fy'], data['cy']],
+                             [0, 0, 1]], dtype=np.float64)
+        except (ValueError, KeyError, TypeError) as error:
+            raise DataError(path, f'cannot read intrinsics ({type(error).__name__}: {error}); '
+                                  'expected K, intrinsic_matrix or fx/fy/cx/cy') from error
+    return None
+
+
+def _folder_entry(name: str, path: Path, rgb_path: Optional[Path], units_per_metre: float,
+                  k: Optional[np.ndarray]) -> _Entry:
+    def load() -> RGBDSample:
+        if path.suffix.lower() == '.png':
+            raw = read_image(path, cv2.IMREAD_UNCHANGED)
+            if raw.ndim != 2 or raw.dtype != np.uint16:
+                raise DataError(path, f'a depth PNG must be 16-bit single-channel, got '
+                                      f'{raw.dtype} {raw.shape}')
+            depth = raw.astype(np.float32)
+            unit = 'millimetre'
+            if units_per_metre != 1000.0:
+                depth, unit = depth / np.float32(units_per_metre), 'metre'
+        else:
+            depth, unit = read_depth_array(path), 'metre'
+        valid = _finite_positive(depth)
+        depth = np.where(valid, depth, np.float32(0))
+        rgb = None
+        if rgb_path is not None:
+            rgb = read_rgb(rgb_path)
+            if rgb.shape[:2] != depth.shape:
+                LOGGER.info('%s: RGB %s resized to the depth size %s (INTER_AREA)', name,
+                            rgb.shape[:2], depth.shape)
+                rgb = cv2.resize(rgb, (depth.shape[1], depth.shape[0]),
+                                 interpolation=cv2.INTER_AREA)
+        return RGBDSample(name, depth, valid, unit, rgb=rgb, intrinsics=k, source=str(path))
+    return _Entry(name, load)
+
+
+def _list_rosbag(root: Path, depth_topic: str = '/depth/image_raw',
+                 rgb_topic: Optional[str] = None, camera_info_topic: Optional[str] = None,
+                 tolerance: float = 0.02, every: int = 1) -> List[_Entry]:
+    """A rosbag2 (sqlite3 or mcap) through :mod:`training.data.rosbag_io`; ``root`` = the bag.
+
+    Frames are decoded once when listed (pairing needs the whole stream); ``every`` keeps every
+    n-th synchronised frame, which is what training wants from a 30 Hz recording.
+    """
+    from training.data.rosbag_io import BagStats, iter_bag_samples
+    stats = BagStats()
+    samples = []
+    for index, sample in enumerate(iter_bag_samples(root, depth_topic, rgb_topic,
+                                                    camera_info_topic, tolerance, stats)):
+        if index % max(1, int(every)) == 0:
+            samples.append(sample)
+    LOGGER.info('%s: %s', root, stats.summary())
+    return [_Entry(sample.name, (lambda s=sample: s)) for sample in samples]
+
+
 READERS: Dict[str, Callable[..., List[_Entry]]] = {
     'middlebury2005': _list_middlebury2005,
     'msgnet_mat': _list_msgnet_mat,
     'lu30': _list_lu30,
+    'msgnet_testsets': _list_msgnet_testsets,
+    'middlebury_thirdsize': _list_middlebury_thirdsize,
+    'ferstl_noisy': _list_ferstl_noisy,
+    'nyuv2': _list_nyuv2,
+    'lu_rgbd6': _list_lu_rgbd6,
+    'folder': _list_folder,
+    'rosbag': _list_rosbag,
 }
 
 
