@@ -107,7 +107,7 @@ class Trainer:
                                       hole_fraction=data['hole_fraction'], seed=config['seed'],
                                       **common)
         self.rgb_set = None
-        if self.cross_task:
+        if any(sample.rgb is not None for sample in train_samples):
             self.rgb_set = PatchDataset(train_samples, require_rgb=True,
                                         patches_per_epoch=data['rgb_patches_per_epoch']
                                         or data['patches_per_epoch'],
@@ -284,12 +284,15 @@ class Trainer:
         row: Dict[str, Any] = {}
         while self.epoch < self.total_epochs:
             row = self.train_epoch()
+        if self.rank == 0:
+            # The equal-budget ablations compare final weights; best_dsrnet.pt is the product.
+            self.export(self.out_dir / 'final_dsrnet.pt')
         return row
 
     def train_epoch(self) -> Dict[str, Any]:
         """Train one epoch, log it, checkpoint it; return its history row."""
         epoch = self.epoch
-        errors = self.validate() if self.cross_task else {'e_dsr': math.nan, 'e_de': math.nan}
+        errors = self.validate()
         role = self.choose_role(epoch, errors)
         self._set_frozen(role)
         stage = 1 if role == 'both' else 2
@@ -340,6 +343,8 @@ class Trainer:
                 self.export(self.out_dir / 'best_dsrnet.pt')
             self._log(row, improved)
             self.save_state(self.out_dir / 'last.pt')
+            if self.epoch == int(self.config['schedule']['stage1_epochs']):
+                self.save_state(self.out_dir / 'stage1_end.pt')
         return row
 
     def _epoch_batches(self, epoch: int, role: str) -> '_Batches':
@@ -349,7 +354,9 @@ class Trainer:
             return _Batches([('dsr', self._loader(self.depth_set, epoch)),
                              ('de', self._loader(self.rgb_set, epoch))])
         if not self.cross_task:
-            return _Batches([('dsr', self._loader(self.depth_set, epoch))])
+            # The distillation-free ablation sees the very patches the cross-task student sees.
+            source = self.rgb_set if self.rgb_set is not None else self.depth_set
+            return _Batches([('dsr', self._loader(source, epoch))])
         return _Batches([('stage2', self._loader(self.rgb_set, epoch))])
 
     def _affinity_bound_mb(self) -> float:
@@ -404,26 +411,39 @@ class Trainer:
         """Atomic write: a run killed while saving keeps the previous good state."""
         _atomic_torch_save(self.state_dict(), path)
 
-    def load_state(self, path: Path) -> None:
+    def load_state(self, path: Path, fork: bool = False) -> None:
+        """Restore a state written by :meth:`save_state`.
+
+        ``fork`` starts a *different* config from another run's state (e.g. an ablation's
+        stage 2 from ``stage1_end.pt`` of the main run, so both arms share data, seed and
+        initialisation): only the networks and optimisers this run has are restored, and the
+        config may differ.
+        """
         try:
             state = torch.load(path, map_location='cpu', weights_only=True)
         except Exception as error:  # noqa: BLE001 - report any unreadable file the same way
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: {error}') from error
         if not isinstance(state, dict) or state.get('format') != STATE_FORMAT:
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: not a training state')
-        if state['config'] != self.config:
+        if not fork and state['config'] != self.config:
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: it was written with a '
                               'different config')
-        for name, module in self.modules.items():
-            module.load_state_dict(state['modules'][name])
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state['optimizers'][name])
-        for name, scheduler in self.schedulers.items():
-            scheduler.load_state_dict(state['schedulers'][name])
+        try:
+            for name, module in self.modules.items():
+                module.load_state_dict(state['modules'][name])
+            for name, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(state['optimizers'][name])
+            for name, scheduler in self.schedulers.items():
+                scheduler.load_state_dict(state['schedulers'][name])
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise ConfigError(f'cannot start from {os.fspath(path)!r}: its networks do not '
+                              f'match this config ({error})') from error
         torch.set_rng_state(state['torch_rng'])
         self.epoch = int(state['epoch'])
         self.best_val = float(state['best_val'])
         self.history = list(state['history'])
+        if fork:
+            self.provenance['forked_from'] = os.fspath(path)
 
     def export(self, path: Path) -> Path:
         """Write the current DSRNet as a node-ready checkpoint."""
@@ -599,6 +619,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--config', required=True, help='YAML file under training/configs/')
     parser.add_argument('--out', default=None, help='run directory (default runs/<name>)')
     parser.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    parser.add_argument('--init-from', default=None,
+                        help='start from another run\'s state (e.g. its stage1_end.pt) with '
+                             'this config: the equal-budget ablation fork')
     parser.add_argument('--export', default=None,
                         help='also copy the best DSRNet checkpoint to this path at the end')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
@@ -610,6 +633,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         train, val = load_data(config)
         provenance = build_provenance(config, args.config, train, val)
         trainer = Trainer(config, out_dir, train, val, provenance, not args.no_progress)
+        if args.init_from and not (args.resume and (out_dir / 'last.pt').exists()):
+            trainer.load_state(Path(args.init_from), fork=True)
+            LOGGER.info('forked from %s at epoch %d', args.init_from, trainer.epoch)
         if args.resume:
             state = out_dir / 'last.pt'
             if state.exists():
