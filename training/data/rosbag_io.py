@@ -79,12 +79,17 @@ class BagStats:
 
 @dataclass
 class BagFrame:
-    """One frame to write: raw depth (uint16 mm or float32 m), optional RGB and intrinsics."""
+    """One frame to write: raw depth (uint16 mm or float32 m), optional RGB and intrinsics.
 
-    depth: np.ndarray
+    ``rgb_stamp`` (default: ``stamp``) lets RGB be stamped apart from depth, as an unsynchronised
+    camera would; ``depth=None`` writes RGB only.
+    """
+
+    depth: Optional[np.ndarray]
     rgb: Optional[np.ndarray] = None
     intrinsics: Optional[np.ndarray] = None
     stamp: Optional[float] = None
+    rgb_stamp: Optional[float] = None
 
 
 def typestore() -> Any:
@@ -231,7 +236,9 @@ def iter_bag_samples(path: Path, depth_topic: str, rgb_topic: Optional[str] = No
         info_conns = (_connections(reader, camera_info_topic, (CAMERA_INFO,), path,
                                    'camera_info') if camera_info_topic else [])
         infos = []
-        for conn, log_time, raw in reader.messages(connections=info_conns):
+        # An empty connection list means *all* topics to rosbags: only ask when there are some.
+        for conn, log_time, raw in (reader.messages(connections=info_conns)
+                                    if info_conns else ()):
             msg = reader.deserialize(raw, conn.msgtype)
             infos.append((_stamp(raw, log_time), msg))
             stats.info_frames += 1
@@ -449,41 +456,53 @@ def write_bag(path: Path, frames: Sequence[BagFrame], storage: str = 'sqlite3',
             counts[INFO_TOPIC] = 0
         for index, frame in enumerate(frames):
             stamp = frame.stamp if frame.stamp is not None else start + index / rate
-            sec = int(np.floor(stamp))
-            nanosec = int(round((stamp - sec) * 1e9))
-            if nanosec >= 1_000_000_000:
-                sec, nanosec = sec + 1, nanosec - 1_000_000_000
-            time_ns = sec * 1_000_000_000 + nanosec
-            header = types['std_msgs/msg/Header'](
-                stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec),
-                frame_id=frame_id)
-            height, width = frame.depth.shape
-            encoding, data, step = encode_depth(frame.depth)
-            msg = types[IMAGE](header=header, height=height, width=width, encoding=encoding,
-                               is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8))
-            writer.write(depth_conn, time_ns, store.serialize_cdr(msg, IMAGE))
-            counts[DEPTH_TOPIC] += 1
+            header, time_ns = _header(types, stamp, frame_id)
+            if frame.depth is not None:
+                height, width = frame.depth.shape
+                encoding, data, step = encode_depth(frame.depth)
+                msg = types[IMAGE](header=header, height=height, width=width,
+                                   encoding=encoding, is_bigendian=0, step=step,
+                                   data=np.frombuffer(data, np.uint8))
+                writer.write(depth_conn, time_ns, store.serialize_cdr(msg, IMAGE))
+                counts[DEPTH_TOPIC] += 1
             if frame.rgb is not None and rgb_conn is not None:
+                rgb_header, rgb_ns = header, time_ns
+                if frame.rgb_stamp is not None:
+                    rgb_header, rgb_ns = _header(types, frame.rgb_stamp, frame_id)
                 rgb = np.ascontiguousarray(frame.rgb, np.uint8)
                 if compressed_rgb:
                     ok, jpeg = cv2.imencode('.jpg', rgb[:, :, ::-1],
                                             [cv2.IMWRITE_JPEG_QUALITY, 95])
                     if not ok:
                         raise ValueError(f'frame {index}: JPEG encoding failed')
-                    msg = types[COMPRESSED](header=header, format='rgb8; jpeg compressed bgr8',
+                    msg = types[COMPRESSED](header=rgb_header,
+                                            format='rgb8; jpeg compressed bgr8',
                                             data=jpeg.reshape(-1))
-                    writer.write(rgb_conn, time_ns, store.serialize_cdr(msg, COMPRESSED))
+                    writer.write(rgb_conn, rgb_ns, store.serialize_cdr(msg, COMPRESSED))
                 else:
-                    msg = types[IMAGE](header=header, height=rgb.shape[0], width=rgb.shape[1],
-                                       encoding='rgb8', is_bigendian=0, step=rgb.shape[1] * 3,
+                    msg = types[IMAGE](header=rgb_header, height=rgb.shape[0],
+                                       width=rgb.shape[1], encoding='rgb8', is_bigendian=0,
+                                       step=rgb.shape[1] * 3,
                                        data=np.frombuffer(rgb.tobytes(), np.uint8))
-                    writer.write(rgb_conn, time_ns, store.serialize_cdr(msg, IMAGE))
+                    writer.write(rgb_conn, rgb_ns, store.serialize_cdr(msg, IMAGE))
                 counts[rgb_topic] += 1
-            if frame.intrinsics is not None and info_conn is not None:
+            if (frame.intrinsics is not None and info_conn is not None
+                    and frame.depth is not None):
                 writer.write(info_conn, time_ns,
                              store.serialize_cdr(_camera_info(types, header, frame), CAMERA_INFO))
                 counts[INFO_TOPIC] += 1
     return counts
+
+
+def _header(types: Any, stamp: float, frame_id: str) -> Tuple[Any, int]:
+    """A std_msgs/Header for ``stamp`` seconds and the same time in integer nanoseconds."""
+    sec = int(np.floor(stamp))
+    nanosec = int(round((stamp - sec) * 1e9))
+    if nanosec >= 1_000_000_000:
+        sec, nanosec = sec + 1, nanosec - 1_000_000_000
+    header = types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec), frame_id=frame_id)
+    return header, sec * 1_000_000_000 + nanosec
 
 
 def _camera_info(types: Any, header: Any, frame: BagFrame) -> Any:

@@ -1,0 +1,174 @@
+"""rosbag2 round trips (sqlite3 and mcap), pairing by stamp, encodings and error messages."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from test_data_fakes import colour, make_folder, require_shared
+from training import bag_info, make_bag
+from training.data.readers import load_samples
+from training.data.rosbag_io import (DEPTH_TOPIC, INFO_TOPIC, RGB_TOPIC, BagError, BagFrame,
+                                     BagStats, decode_compressed, decode_image,
+                                     iter_bag_samples, read_bag_samples, write_bag)
+
+K = np.array([[30.0, 0, 15.5], [0, 31.0, 11.5], [0, 0, 1]])
+
+
+def frames(count: int = 4, float_depth: bool = False, rgb_shape=(24, 32)) -> list:
+    out = []
+    for index in range(count):
+        mm = (800 + 7 * np.arange(24 * 32).reshape(24, 32) + index).astype(np.uint16)
+        mm[3, 4] = 0
+        depth = mm
+        if float_depth:
+            depth = mm.astype(np.float32) / 1000
+            depth[3, 4] = np.nan
+        out.append(BagFrame(depth=depth, rgb=colour(*rgb_shape, index), intrinsics=K))
+    return out
+
+
+@pytest.mark.parametrize('storage', ['sqlite3', 'mcap'])
+@pytest.mark.parametrize('float_depth', [False, True])
+def test_round_trip_pixels_stamps_pairing(tmp_path, storage, float_depth):
+    written = frames(float_depth=float_depth)
+    counts = write_bag(tmp_path / 'bag', written, storage=storage, rate=20.0, start=100.0)
+    assert counts == {DEPTH_TOPIC: 4, RGB_TOPIC: 4, INFO_TOPIC: 4}
+    samples, stats = read_bag_samples(tmp_path / 'bag', 'depth/image_raw', RGB_TOPIC,
+                                      INFO_TOPIC, tolerance=0.001)
+    assert (stats.pairs, stats.unmatched_depth, stats.unmatched_rgb) == (4, 0, 0)
+    assert [s.stamp for s in samples] == pytest.approx([100.0, 100.05, 100.1, 100.15], abs=1e-9)
+    for frame, sample in zip(written, samples):
+        assert sample.unit == ('metre' if float_depth else 'millimetre')
+        expected_valid = np.isfinite(frame.depth) & (np.nan_to_num(frame.depth) > 0)
+        assert np.array_equal(sample.valid, expected_valid)
+        assert np.array_equal(sample.depth[sample.valid], frame.depth[expected_valid])
+        assert np.array_equal(sample.rgb, frame.rgb)  # pairing kept frame i with RGB i
+        assert np.allclose(sample.intrinsics, K)
+
+
+def test_compressed_rgb_decodes(tmp_path):
+    written = frames(2)
+    rows, cols = np.mgrid[0:24, 0:32]
+    for index, frame in enumerate(written):  # smooth colours survive JPEG nearly unchanged
+        frame.rgb = np.stack([rows * 8, cols * 6, np.full_like(rows, 40 * index)], axis=2)
+        frame.rgb = frame.rgb.astype(np.uint8)
+    write_bag(tmp_path / 'bag', written, storage='mcap', compressed_rgb=True)
+    samples, stats = read_bag_samples(tmp_path / 'bag', DEPTH_TOPIC,
+                                      RGB_TOPIC + '/compressed')
+    assert stats.pairs == 2
+    # JPEG is lossy: the decoded image is close to, not equal to, the written one.
+    error = np.abs(samples[1].rgb.astype(int) - written[1].rgb.astype(int)).mean()
+    assert samples[1].rgb.shape == (24, 32, 3) and error < 3
+    smooth = np.zeros((16, 16, 3), np.uint8)
+    smooth[..., 0] = 200  # pure red survives JPEG: checks the BGR -> RGB order
+    ok, jpeg = cv2.imencode('.jpg', smooth[:, :, ::-1])
+    msg = SimpleNamespace(format='rgb8; jpeg compressed bgr8', data=jpeg.reshape(-1))
+    decoded, encoding = decode_compressed(msg)
+    assert encoding == 'rgb8' and abs(int(decoded[8, 8, 0]) - 200) <= 2 and decoded[8, 8, 2] < 5
+
+
+def test_missing_topic_lists_existing_topics(tmp_path):
+    write_bag(tmp_path / 'bag', frames(1))
+    with pytest.raises(BagError) as info:
+        read_bag_samples(tmp_path / 'bag', '/camera/depth/image_rect_raw')
+    message = str(info.value)
+    assert '/camera/depth/image_rect_raw' in message
+    for topic in (DEPTH_TOPIC, RGB_TOPIC, INFO_TOPIC):
+        assert topic in message
+    with pytest.raises(BagError, match='rosbag2|does not exist'):
+        read_bag_samples(tmp_path / 'nobag', DEPTH_TOPIC)
+
+
+def test_unmatched_frames_are_counted_and_logged(tmp_path, caplog):
+    written = frames(4)
+    for frame, stamp, offset in zip(written, [10.0, 10.1, 10.2, 10.3], [0.0, 0.004, 0.05, 0.001]):
+        frame.stamp, frame.rgb_stamp = stamp, stamp + offset  # frame 2's RGB is 50 ms late
+    write_bag(tmp_path / 'mixed', written)
+    stats = BagStats()
+    with caplog.at_level(logging.INFO, logger='training.data.rosbag_io'):
+        samples = list(iter_bag_samples(tmp_path / 'mixed', DEPTH_TOPIC, RGB_TOPIC,
+                                        tolerance=0.01, stats=stats))
+    assert [round(s.stamp, 3) for s in samples] == [10.0, 10.1, 10.3]
+    assert (stats.pairs, stats.unmatched_depth, stats.unmatched_rgb) == (3, 1, 1)
+    assert stats.max_pair_offset == pytest.approx(0.004, abs=1e-6)
+    assert '1 depth without RGB partner' in caplog.text
+
+
+def test_rgb_is_resized_to_depth(tmp_path, caplog):
+    write_bag(tmp_path / 'bag', frames(2, rgb_shape=(48, 64)))
+    with caplog.at_level(logging.WARNING, logger='training.data.rosbag_io'):
+        samples, stats = read_bag_samples(tmp_path / 'bag', DEPTH_TOPIC, RGB_TOPIC)
+    assert samples[0].rgb.shape == (24, 32, 3) and stats.rgb_resized == 2
+    assert 'resized to the depth size' in caplog.text
+
+
+def _image(array: np.ndarray, encoding: str, bigendian: bool = False, pad: int = 0):
+    typed = array.astype(array.dtype.newbyteorder('>' if bigendian else '<'))
+    rows = typed.view(np.uint8).reshape(array.shape[0], -1)
+    rows = np.hstack([rows, np.full((rows.shape[0], pad), 0xEE, np.uint8)])
+    return SimpleNamespace(encoding=encoding, height=array.shape[0], width=array.shape[1],
+                           step=rows.shape[1], is_bigendian=int(bigendian),
+                           data=np.ascontiguousarray(rows).reshape(-1))
+
+
+@pytest.mark.parametrize('encoding, dtype', [('16UC1', np.uint16), ('mono16', np.uint16),
+                                             ('32FC1', np.float32)])
+@pytest.mark.parametrize('bigendian', [False, True])
+def test_depth_encodings_honour_step_and_endianness(encoding, dtype, bigendian):
+    array = (np.arange(12).reshape(3, 4) * 300 + 1).astype(dtype)
+    decoded, got = decode_image(_image(array, encoding, bigendian, pad=6))
+    assert got == encoding and decoded.dtype.byteorder in ('=', '|', '<')
+    assert np.array_equal(decoded, array)
+
+
+def test_colour_encodings():
+    rgb = colour(3, 5)
+    for encoding, source in [('rgb8', rgb), ('bgr8', rgb[..., ::-1]),
+                             ('mono8', rgb[..., 0])]:
+        image = source.reshape(3, 5, -1)
+        msg = _image(image.reshape(3, -1), encoding, pad=3)
+        msg.width = 5
+        decoded, got = decode_image(msg)
+        assert got == encoding
+        from training.data.rosbag_io import _to_rgb
+        out = _to_rgb(decoded, got)
+        expected = np.repeat(rgb[..., :1], 3, axis=2) if encoding == 'mono8' else rgb
+        assert np.array_equal(out, expected)
+    with pytest.raises(BagError, match='unsupported image encoding'):
+        decode_image(_image(rgb[..., 0], 'yuv422'))
+
+
+def test_make_bag_and_bag_info_cli(tmp_path, capsys):
+    folder = make_folder(tmp_path / 'rec', count=3, intrinsics={'K': K.reshape(-1).tolist()})
+    assert make_bag.main(['--input', str(folder), '--out', str(tmp_path / 'bag'),
+                          '--storage', 'mcap', '--rate', '15', '--compressed-rgb']) == 0
+    assert bag_info.main([str(tmp_path / 'bag'), '--depth-topic', DEPTH_TOPIC,
+                          '--rgb-topic', RGB_TOPIC + '/compressed']) == 0
+    out = capsys.readouterr().out
+    assert 'sensor_msgs/msg/CompressedImage' in out and '3 usable frames' in out
+    samples = load_samples({'type': 'rosbag', 'root': str(tmp_path / 'bag'),
+                            'camera_info_topic': INFO_TOPIC})
+    originals = load_samples({'type': 'folder', 'root': str(folder)})
+    assert len(samples) == 3 and samples[0].unit == 'millimetre'
+    assert np.array_equal(samples[2].depth, originals[2].depth)
+    assert samples[1].stamp - samples[0].stamp == pytest.approx(1 / 15, abs=1e-6)
+    assert np.allclose(samples[0].intrinsics, K)
+    assert bag_info.main([str(tmp_path / 'bag'), '--depth-topic', '/nope']) == 2
+    assert '/depth/camera_info' in capsys.readouterr().err
+
+
+def test_shared_open3d_bag(tmp_path):
+    root = require_shared('open3d_rgbd_testdata')
+    assert make_bag.main(['--input', str(root), '--out', str(tmp_path / 'bag'),
+                          '--max-frames', '2']) == 0
+    samples, stats = read_bag_samples(tmp_path / 'bag', DEPTH_TOPIC, RGB_TOPIC, INFO_TOPIC)
+    original = load_samples({'type': 'folder', 'root': str(root), 'max_samples': 2})
+    assert stats.pairs == 2
+    assert np.array_equal(samples[1].depth, original[1].depth)
+    assert np.array_equal(samples[1].rgb, original[1].rgb)
+    assert samples[0].intrinsics[0, 0] == pytest.approx(525.0)
