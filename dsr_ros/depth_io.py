@@ -1,0 +1,177 @@
+"""Depth image bytes <-> numpy, encoding conversion and CameraInfo scaling (numpy only).
+
+The node receives ``sensor_msgs/Image`` messages from drivers we do not control, so every field
+is checked before it is trusted: a frame that lies about its size must be refused with a reason
+(:class:`FrameError`), never crash the node or allocate gigabytes. Functions here take the
+message *fields*, not messages, so they work and are tested without ROS.
+
+Conventions (REP 118): ``16UC1`` (and ``mono16``) is depth in millimetres with 0 for invalid;
+``32FC1`` is metres with NaN for invalid.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ['DEFAULT_MAX_PIXELS', 'ENCODING_DTYPES', 'FrameError', 'OUTPUT_ENCODINGS',
+           'ScaledCameraInfo', 'check_camera_info', 'convert_depth', 'decode_depth',
+           'encode_depth', 'encoding_for', 'scale_camera_info', 'scale_matrix',
+           'to_metres']
+
+#: Accepted input encodings and their little-endian item types.
+ENCODING_DTYPES = {'16UC1': np.dtype('<u2'), 'mono16': np.dtype('<u2'),
+                   '32FC1': np.dtype('<f4')}
+#: Encodings the node can publish.
+OUTPUT_ENCODINGS = ('16UC1', '32FC1')
+#: Refuse frames above 8192 x 8192 pixels: no depth camera is that large, a corrupt header is.
+DEFAULT_MAX_PIXELS = 8192 * 8192
+#: Largest depth representable in 16UC1, in metres.
+MAX_UINT16_METRES = 65.535
+
+
+class FrameError(ValueError):
+    """A frame (or its camera_info) that cannot be used; ``kind`` names the check that failed.
+
+    Kinds: ``encoding``, ``zero_size``, ``too_large``, ``step_too_small``, ``step_alignment``,
+    ``data_length``, ``camera_info``.
+    """
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+def decode_depth(encoding: str, height: int, width: int, step: int, is_bigendian: bool,
+                 data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Turn the fields of a depth ``sensor_msgs/Image`` into a 2-D native-order array.
+
+    Returns ``uint16`` millimetres for ``16UC1``/``mono16`` and ``float32`` metres for
+    ``32FC1``. Padded rows (``step > width * itemsize``) and big-endian data are honoured.
+    Raises :class:`FrameError` naming the first inconsistency found.
+    """
+    dtype = ENCODING_DTYPES.get(encoding)
+    if dtype is None:
+        raise FrameError('encoding', f'unsupported encoding {encoding!r}, expected one of '
+                                     f'{sorted(ENCODING_DTYPES)}')
+    height, width, step = int(height), int(width), int(step)
+    if height <= 0 or width <= 0:
+        raise FrameError('zero_size', f'empty image {width}x{height}')
+    if height * width > max_pixels:
+        raise FrameError('too_large', f'image {width}x{height} exceeds the limit of '
+                                      f'{max_pixels} pixels')
+    itemsize = dtype.itemsize
+    if step < width * itemsize:
+        raise FrameError('step_too_small', f'step {step} is smaller than width {width} x '
+                                           f'{itemsize} bytes')
+    if step % itemsize:
+        raise FrameError('step_alignment', f'step {step} is not a multiple of the '
+                                           f'{itemsize}-byte {encoding} pixel')
+    if len(data) != step * height:
+        raise FrameError('data_length', f'data has {len(data)} bytes, expected step {step} x '
+                                        f'height {height} = {step * height}')
+    if is_bigendian:
+        dtype = dtype.newbyteorder('>')
+    rows = np.frombuffer(data, dtype=dtype).reshape(height, step // itemsize)[:, :width]
+    return np.ascontiguousarray(rows, dtype=dtype.newbyteorder('='))
+
+
+def encoding_for(depth: np.ndarray) -> str:
+    """The ROS encoding of a depth array: ``16UC1`` for uint16, ``32FC1`` for float32."""
+    if depth.dtype == np.uint16:
+        return '16UC1'
+    if depth.dtype == np.float32:
+        return '32FC1'
+    raise ValueError(f'no depth encoding for dtype {depth.dtype}')
+
+
+def encode_depth(depth: np.ndarray) -> Tuple[str, int, bytes]:
+    """Return ``(encoding, step, data)`` for a little-endian, unpadded ``sensor_msgs/Image``.
+
+    ``data`` is ``bytes`` on purpose: assigning a numpy array to ``msg.data`` is ~300x slower.
+    """
+    if depth.ndim != 2:
+        raise ValueError(f'expected a 2-D depth image, got shape {depth.shape}')
+    encoding = encoding_for(depth)
+    little = depth.astype(ENCODING_DTYPES[encoding], copy=False)
+    return encoding, int(depth.shape[1] * little.itemsize), np.ascontiguousarray(little).tobytes()
+
+
+def to_metres(depth: np.ndarray) -> np.ndarray:
+    """Float32 metres with NaN for invalid, from either depth convention."""
+    return convert_depth(depth, '32FC1')
+
+
+def convert_depth(depth: np.ndarray, encoding: str) -> np.ndarray:
+    """Convert between ``16UC1`` mm (0 = invalid) and ``32FC1`` m (NaN = invalid).
+
+    Depth that ``16UC1`` cannot hold (beyond 65.535 m, or non-positive) becomes 0, i.e. invalid,
+    rather than a saturated and therefore wrong distance.
+    """
+    if encoding not in OUTPUT_ENCODINGS:
+        raise ValueError(f'output encoding must be one of {OUTPUT_ENCODINGS}, got {encoding!r}')
+    if encoding_for(depth) == encoding:
+        return depth
+    if encoding == '32FC1':
+        metres = depth.astype(np.float32) / np.float32(1000.0)
+        metres[depth == 0] = np.nan
+        return metres
+    with np.errstate(invalid='ignore'):
+        valid = np.isfinite(depth) & (depth > 0) & (depth <= MAX_UINT16_METRES)
+    millimetres = np.zeros(depth.shape, np.uint16)
+    millimetres[valid] = np.rint(depth[valid] * 1000.0).astype(np.uint16)
+    return millimetres
+
+
+class ScaledCameraInfo(NamedTuple):
+    """The CameraInfo fields that change when the image is scaled."""
+
+    width: int
+    height: int
+    k: Tuple[float, ...]
+    p: Tuple[float, ...]
+    roi: Tuple[int, int, int, int]
+
+
+def scale_matrix(scale: float) -> np.ndarray:
+    """Pixel-coordinate map from an image to the same image ``scale`` times larger.
+
+    With pixel centres at integer coordinates, LR pixel ``u`` covers ``[u - 0.5, u + 0.5]``,
+    which is HR ``[s*u, s*u + s]`` whose centre is ``s*(u + 0.5) - 0.5``. Hence
+    ``u' = s*u + (s-1)/2``: this is exact for nearest-neighbour block upsampling and for
+    align_corners=False interpolation (what DSRNet's bicubic branch and OpenCV use).
+    image_proc's resize node uses ``u' = s*u``, which is off by (s-1)/2 pixels.
+    """
+    offset = (scale - 1.0) / 2.0
+    return np.array([[scale, 0.0, offset], [0.0, scale, offset], [0.0, 0.0, 1.0]])
+
+
+def scale_camera_info(width: int, height: int, k: Sequence[float], p: Sequence[float],
+                      roi: Tuple[int, int, int, int], scale: int) -> ScaledCameraInfo:
+    """CameraInfo of an image ``scale`` times larger (pixel-centre form, see scale_matrix).
+
+    ``K' = A K`` and ``P' = A P`` with ``A = scale_matrix(scale)``: fx, fy, skew and the
+    projection's Tx, Ty scale by ``s``; ``cx' = s*(cx + 0.5) - 0.5`` (same for cy).
+    ``roi`` is ``(x_offset, y_offset, height, width)`` and scales by ``s`` (all zeros, meaning
+    the full image, stays all zeros). D and R do not depend on the pixel grid and are unchanged.
+    """
+    if scale < 1 or int(scale) != scale:
+        raise ValueError(f'scale must be a positive integer, got {scale!r}')
+    k = np.asarray(k, dtype=np.float64).reshape(3, 3)
+    p = np.asarray(p, dtype=np.float64).reshape(3, 4)
+    a = scale_matrix(scale)
+    return ScaledCameraInfo(
+        width=int(width) * scale, height=int(height) * scale,
+        k=tuple(float(v) for v in (a @ k).ravel()),
+        p=tuple(float(v) for v in (a @ p).ravel()),
+        roi=tuple(int(v) * scale for v in roi))
+
+
+def check_camera_info(info_width: int, info_height: int, image_width: int,
+                      image_height: int) -> None:
+    """Raise FrameError when a camera_info does not describe an image of this size."""
+    if (int(info_width), int(info_height)) != (int(image_width), int(image_height)):
+        raise FrameError('camera_info', f'camera_info is {info_width}x{info_height} but the '
+                                        f'image is {image_width}x{image_height}')

@@ -1,0 +1,483 @@
+"""ROS 2 node: super-resolve depth images from a camera with DSRNet.
+
+Topics (relative, so namespaces and remaps place the node):
+
+* in  ``depth/image_raw`` (sensor_msgs/Image, 16UC1 / mono16 mm or 32FC1 m),
+  ``depth/camera_info`` (sensor_msgs/CameraInfo)
+* out ``depth_sr/image_raw``, ``depth_sr/camera_info`` (scaled, see depth_io.scale_matrix),
+  ``depth_sr/points`` (PointCloud2, with ``publish_points``), ``/diagnostics``
+
+The subscription callbacks only decode, validate and pair; inference runs in a worker thread
+that takes the newest frame from a one-element slot, so a model slower than the camera drops
+(and counts) old frames instead of building latency. A malformed frame or a failing inference is
+logged (throttled) and skipped; the node keeps running. Bad weights at start-up print one error
+line and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSPolicyKind, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
+
+from dsr_ros.checkpoint import CheckpointError
+from dsr_ros.depth_io import OUTPUT_ENCODINGS, FrameError, check_camera_info, convert_depth
+from dsr_ros.inference import NORMALIZATION_MODES, PRECISIONS, DepthSuperResolver, resolve_device
+from dsr_ros.messages import (depth_from_msg, depth_to_msg, points_to_msg,
+                              scaled_camera_info_msg)
+from dsr_ros.pipeline import FlowStats, LatestFrameSlot, StampPairer
+from dsr_ros.pointcloud import depth_to_points
+from dsr_ros.weights import DEFAULT_WEIGHTS_NAME, default_weights_path
+
+__all__ = ['DepthSuperResolutionNode', 'StartupError', 'main']
+
+RELIABILITIES = ('best_effort', 'reliable')
+#: Seconds between two log lines about the same kind of problem.
+LOG_THROTTLE_S = 5.0
+#: Unmatched images / camera_infos kept while waiting for a partner with the same stamp.
+PAIRING_CAPACITY = 10
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (weights, device, parameter values); already logged."""
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Parameters that may change while the node runs (applied to the next frame)."""
+
+    output_encoding: str
+    max_depth: float
+    normalization: str
+    normalization_range: float
+    tile_size: int
+    tile_overlap: int
+
+
+@dataclass
+class _Frame:
+    depth: np.ndarray
+    header: Header
+    encoding: str
+    received: float
+
+
+def _descriptor(description: str, *, read_only: bool = False, constraints: str = '',
+                int_range: Optional[tuple] = None,
+                float_range: Optional[tuple] = None) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=description, read_only=read_only,
+                                     additional_constraints=constraints)
+    if int_range is not None:
+        descriptor.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1],
+                                                 step=1)]
+    if float_range is not None:
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=float(float_range[0]), to_value=float(float_range[1]), step=0.0)]
+    return descriptor
+
+
+#: name -> (default, descriptor). config/dsr.yaml lists the same keys (a test checks it).
+PARAMETERS: Dict[str, tuple] = {
+    'weights_path': ('', _descriptor(
+        'DSRNet checkpoint (.pt). Empty: the model shipped in dsr_ros/weights '
+        f'({DEFAULT_WEIGHTS_NAME}); start-up fails if there is none.', read_only=True)),
+    'device': ('auto', _descriptor(
+        'Torch device; auto picks CUDA when available.', read_only=True,
+        constraints='auto | cpu | cuda | cuda:N')),
+    'half': (False, _descriptor(
+        'Shorthand for precision fp16 (CUDA only; on CPU a warning is logged and fp32 used).',
+        read_only=True)),
+    'precision': ('fp32', _descriptor(
+        'Inference precision. fp16 needs CUDA; bf16 runs on CUDA and on CPUs with bf16 support.',
+        read_only=True, constraints=' | '.join(PRECISIONS))),
+    'channels_last': (True, _descriptor(
+        'NHWC memory format (about 2x faster convolutions on x86 CPUs).', read_only=True)),
+    'torch_threads': (0, _descriptor(
+        'Torch intra-op CPU threads; 0 keeps the torch default.', read_only=True,
+        int_range=(0, 256))),
+    'input_reliability': ('best_effort', _descriptor(
+        'QoS reliability of the input subscriptions. best_effort (sensor data QoS) receives from '
+        'both kinds of publishers; reliable receives nothing from a best-effort publisher.',
+        read_only=True, constraints=' | '.join(RELIABILITIES))),
+    'output_encoding': ('', _descriptor(
+        'Encoding of depth_sr/image_raw: empty = same as the input, 16UC1 (mm, 0 invalid) or '
+        '32FC1 (m, NaN invalid).', constraints="'' | 16UC1 | 32FC1")),
+    'max_depth': (0.0, _descriptor(
+        'Depth beyond this (metres) is treated as invalid; 0 = no limit.',
+        float_range=(0.0, 1000.0))),
+    'normalization': ('minmax', _descriptor(
+        'How depth is mapped to the net\'s [0, 1] input: minmax (per frame, unit-free), fixed '
+        '(divide by normalization_range) or checkpoint (as stored in the checkpoint).',
+        constraints=' | '.join(NORMALIZATION_MODES))),
+    'normalization_range': (10.0, _descriptor(
+        'Depth (metres) that maps to 1.0 with normalization fixed.',
+        float_range=(0.001, 1000.0))),
+    'tile_size': (0, _descriptor(
+        'Low-resolution tile edge for tiled inference (bounds memory); 0 = whole frame.',
+        int_range=(0, 8192))),
+    'tile_overlap': (8, _descriptor(
+        'Low-resolution pixels shared by neighbouring tiles; tile_size must exceed twice this.',
+        int_range=(0, 4096))),
+    'require_camera_info': (False, _descriptor(
+        'Process only images with a depth/camera_info of exactly the same stamp. When false, '
+        'images are processed at once and paired with the newest camera_info if any.',
+        read_only=True)),
+    'publish_points': (False, _descriptor(
+        'Also publish depth_sr/points (PointCloud2 xyz) from the SR depth and scaled '
+        'intrinsics.', read_only=True)),
+    'diagnostics_period': (1.0, _descriptor(
+        'Seconds between two /diagnostics messages.', read_only=True,
+        float_range=(0.05, 60.0))),
+}
+
+
+class DepthSuperResolutionNode(Node):
+    """Subscribe to a depth camera, publish its super-resolved depth, info, points, diagnostics."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('dsr_node', **kwargs)
+        self._throttle: Dict[str, List[float]] = {}
+        self._stop = threading.Event()
+        self._worker: Optional[threading.Thread] = None
+        try:
+            self._declare_parameters()
+            self._settings = self._read_settings()
+            self._validate_settings(self._settings)
+            self._resolver = self._load_model()
+        except StartupError as error:
+            self.get_logger().error(str(error))
+            self.destroy_node()
+            raise
+        self._scale = self._resolver.scale
+        self._require_info = self._param('require_camera_info')
+        self._stats = FlowStats()
+        self._slot: LatestFrameSlot = LatestFrameSlot()
+        self._pairer = StampPairer(PAIRING_CAPACITY)
+        self._reported_unpaired = 0
+        self._last_counters: Dict[str, int] = {}
+        self._create_topics()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._worker = threading.Thread(target=self._work, name='dsr_inference', daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'super-resolving x{self._scale} on {self._resolver.device} '
+            f'({self._resolver.precision}) with {self._weights}; input reliability '
+            f'{self._param("input_reliability")}, camera_info '
+            f'{"required" if self._require_info else "optional"}')
+
+    # ------------------------------------------------------------------ set-up
+    def _declare_parameters(self) -> None:
+        for name, (default, descriptor) in PARAMETERS.items():
+            descriptor.name = name
+            try:
+                self.declare_parameter(name, default, descriptor)
+            except ParameterException as error:
+                raise StartupError(f'parameter {name!r}: {error}') from error
+
+    def _param(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    def _read_settings(self, changes: Optional[Dict[str, Any]] = None) -> RuntimeSettings:
+        values = {name: self._param(name) for name in RuntimeSettings.__dataclass_fields__}
+        values.update(changes or {})
+        return RuntimeSettings(**values)
+
+    @staticmethod
+    def _validate_settings(settings: RuntimeSettings) -> None:
+        if settings.output_encoding not in ('',) + OUTPUT_ENCODINGS:
+            raise StartupError(f'output_encoding must be empty or one of {OUTPUT_ENCODINGS}, '
+                               f'got {settings.output_encoding!r}')
+        if settings.normalization not in NORMALIZATION_MODES:
+            raise StartupError(f'normalization must be one of {NORMALIZATION_MODES}, got '
+                               f'{settings.normalization!r}')
+        if settings.tile_size and settings.tile_size <= 2 * settings.tile_overlap:
+            raise StartupError(f'tile_size {settings.tile_size} must be 0 or more than twice '
+                               f'tile_overlap {settings.tile_overlap}')
+
+    def _load_model(self) -> DepthSuperResolver:
+        reliability = self._param('input_reliability')
+        if reliability not in RELIABILITIES:
+            raise StartupError(f'input_reliability must be one of {RELIABILITIES}, got '
+                               f'{reliability!r}')
+        precision = 'fp16' if self._param('half') else self._param('precision')
+        if precision not in PRECISIONS:
+            raise StartupError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+        try:
+            device = resolve_device(self._param('device'))
+        except ValueError as error:
+            raise StartupError(str(error)) from error
+        if precision == 'fp16' and device.type != 'cuda':
+            self.get_logger().warning(f'fp16 (half) needs CUDA but the device is {device}; '
+                                      'running in fp32')
+            precision = 'fp32'
+        threads = self._param('torch_threads')
+        if threads > 0:
+            torch.set_num_threads(threads)
+        weights = self._param('weights_path')
+        if weights:
+            path = Path(weights).expanduser()
+        else:
+            path = default_weights_path()
+            if path is None:
+                raise StartupError(
+                    'no model: weights_path is empty and no default model is shipped '
+                    f'(dsr_ros/weights/{DEFAULT_WEIGHTS_NAME}); set weights_path to a DSRNet '
+                    'checkpoint')
+        settings = self._settings
+        try:
+            resolver = DepthSuperResolver.from_checkpoint(
+                path, device=str(device), precision=precision,
+                input_normalization=settings.normalization,
+                tile_size=settings.tile_size, tile_overlap=settings.tile_overlap,
+                channels_last=self._param('channels_last'))
+        except CheckpointError as error:
+            raise StartupError(str(error)) from error
+        except (RuntimeError, ValueError) as error:
+            raise StartupError(f'cannot use checkpoint {str(path)!r} on {device} '
+                               f'({precision}): {error}') from error
+        self._weights = str(path)
+        return resolver
+
+    def _create_topics(self) -> None:
+        if self._param('input_reliability') == 'reliable':
+            input_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        else:
+            input_qos = qos_profile_sensor_data
+        info_qos = QoSProfile(depth=PAIRING_CAPACITY, reliability=input_qos.reliability)
+        output_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        sub_events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_sub)
+        pub_events = PublisherEventCallbacks(incompatible_qos=self._on_incompatible_pub)
+        self._image_pub = self.create_publisher(Image, 'depth_sr/image_raw', output_qos,
+                                                event_callbacks=pub_events)
+        self._info_pub = self.create_publisher(CameraInfo, 'depth_sr/camera_info', output_qos,
+                                               event_callbacks=pub_events)
+        self._points_pub = None
+        if self._param('publish_points'):
+            self._points_pub = self.create_publisher(PointCloud2, 'depth_sr/points', output_qos,
+                                                     event_callbacks=pub_events)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Image, 'depth/image_raw', self._on_image, input_qos,
+                                 event_callbacks=sub_events)
+        self.create_subscription(CameraInfo, 'depth/camera_info', self._on_info, info_qos,
+                                 event_callbacks=sub_events)
+        self.create_timer(self._param('diagnostics_period'), self._publish_diagnostics)
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_image(self, msg: Image) -> None:
+        received = time.monotonic()
+        self._stats.input(received)
+        try:
+            depth = depth_from_msg(msg)
+        except FrameError as error:
+            self._reject(error)
+            return
+        frame = _Frame(depth, msg.header, msg.encoding, received)
+        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        if self._require_info:
+            pair = self._pairer.add_image(stamp, frame)
+            if pair is not None:
+                self._submit(*pair)
+            self._report_unpaired()
+        else:
+            self._submit(frame, self._pairer.info_for(stamp))
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        pair = self._pairer.add_info((msg.header.stamp.sec, msg.header.stamp.nanosec), msg)
+        if pair is not None and self._require_info:
+            self._submit(*pair)
+
+    def _submit(self, frame: _Frame, info: Optional[CameraInfo]) -> None:
+        if info is not None:
+            try:
+                check_camera_info(info.width, info.height, frame.depth.shape[1],
+                                  frame.depth.shape[0])
+            except FrameError as error:
+                if self._require_info:
+                    self._reject(error)
+                    return
+                self._log_throttled('camera_info', f'{error}; publishing without camera_info')
+                info = None
+        if self._slot.put((frame, info)) is not None:
+            self._stats.count('dropped')
+            dropped = self._stats.counters['dropped']
+            self._log_throttled('dropped', f'inference is slower than the input: dropped '
+                                           f'{dropped} frame(s) so far, keeping the newest')
+
+    def _reject(self, error: FrameError) -> None:
+        self._stats.count('rejected', f'{error.kind}: {error.reason}')
+        self._log_throttled(f'frame_{error.kind}', f'skipping frame: {error.reason}')
+
+    def _report_unpaired(self) -> None:
+        evicted = self._pairer.evicted_images
+        if evicted > self._reported_unpaired:
+            self._reported_unpaired = evicted
+            self._log_throttled('unpaired', f'{evicted} depth image(s) got no camera_info with '
+                                            'the same stamp (require_camera_info is true)')
+
+    def _on_incompatible_sub(self, event: Any) -> None:
+        self._log_incompatible('subscription', event)
+
+    def _on_incompatible_pub(self, event: Any) -> None:
+        self._log_incompatible('publisher', event)
+
+    def _log_incompatible(self, side: str, event: Any) -> None:
+        try:
+            policy = QoSPolicyKind(event.last_policy_kind).name
+        except ValueError:
+            policy = str(event.last_policy_kind)
+        hint = (' (input_reliability is reliable but the publisher is best effort?)'
+                if side == 'subscription' and policy == 'RELIABILITY' else '')
+        self.get_logger().warning(f'incompatible QoS on a {side}: policy {policy}, '
+                                  f'{event.total_count} time(s){hint}')
+
+    def _on_set_parameters(self, parameters: List[Parameter]) -> SetParametersResult:
+        changes = {p.name: p.value for p in parameters
+                   if p.name in RuntimeSettings.__dataclass_fields__}
+        if not changes:
+            return SetParametersResult(successful=True)
+        try:
+            settings = replace(self._settings, **changes)
+            self._validate_settings(settings)
+        except (StartupError, TypeError) as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        self._settings = settings
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ inference thread
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            item = self._slot.take(timeout=0.25)
+            if item is None:
+                continue
+            try:
+                self._process(*item)
+            except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
+                reason = f'{type(error).__name__}: {error}'
+                self._stats.count('failed', reason)
+                self._log_throttled('inference', f'inference failed, frame skipped: {reason}',
+                                    error=True)
+
+    def _process(self, frame: _Frame, info: Optional[CameraInfo]) -> None:
+        settings, resolver = self._settings, self._resolver
+        unit = 1000.0 if frame.depth.dtype == np.uint16 else 1.0
+        resolver.input_normalization = settings.normalization
+        resolver.max_value = settings.normalization_range * unit
+        resolver.tile_size, resolver.tile_overlap = settings.tile_size, settings.tile_overlap
+        max_depth = settings.max_depth * unit if settings.max_depth > 0 else None
+        depth = resolver.run(frame.depth, max_depth=max_depth)
+        name = settings.output_encoding or frame.encoding
+        depth = convert_depth(depth, '32FC1' if name == '32FC1' else '16UC1')
+        self._image_pub.publish(depth_to_msg(depth, frame.header, name))
+        if info is not None:
+            scaled = scaled_camera_info_msg(info, self._scale, frame.header)
+            self._info_pub.publish(scaled)
+            if self._points_pub is not None:
+                self._points_pub.publish(points_to_msg(depth_to_points(depth, scaled.k),
+                                                       frame.header))
+        self._stats.output(time.monotonic() - frame.received)
+
+    # ------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        snap = self._stats.snapshot()
+        new = {name: snap[name] - self._last_counters.get(name, 0)
+               for name in ('dropped', 'rejected', 'failed')}
+        self._last_counters = {name: snap[name] for name in new}
+        status = DiagnosticStatus(name=f'{self.get_name()}: depth super-resolution',
+                                  hardware_id=str(self._resolver.device))
+        if new['failed']:
+            status.level, status.message = DiagnosticStatus.ERROR, 'inference failing'
+        elif new['rejected']:
+            status.level, status.message = DiagnosticStatus.WARN, 'malformed frames rejected'
+        elif new['dropped']:
+            status.level, status.message = DiagnosticStatus.WARN, 'dropping frames (too slow)'
+        elif snap['input_rate_hz'] == 0:
+            status.level, status.message = DiagnosticStatus.WARN, 'no input'
+        else:
+            status.level, status.message = DiagnosticStatus.OK, 'ok'
+        latency = snap['median_latency_s']
+        values = {
+            'input_rate_hz': f'{snap["input_rate_hz"]:.2f}',
+            'output_rate_hz': f'{snap["output_rate_hz"]:.2f}',
+            'median_latency_ms': 'nan' if latency != latency else f'{latency * 1e3:.1f}',
+            'frames_received': snap['received'],
+            'frames_published': snap['published'],
+            'dropped_frames': snap['dropped'],
+            'rejected_frames': snap['rejected'],
+            'failed_frames': snap['failed'],
+            'unpaired_images': self._pairer.evicted_images,
+            'last_error': snap['last_error'],
+            'scale': self._scale,
+            'precision': self._resolver.precision,
+            'weights': self._weights,
+        }
+        status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+    # ------------------------------------------------------------------ helpers
+    def _log_throttled(self, key: str, message: str, error: bool = False) -> None:
+        """Log at most once per LOG_THROTTLE_S per key, saying how many lines were held back."""
+        now = time.monotonic()
+        last, held = self._throttle.get(key, (-float('inf'), 0))
+        if now - last < LOG_THROTTLE_S:
+            self._throttle[key] = [last, held + 1]
+            return
+        self._throttle[key] = [now, 0]
+        if held:
+            message += f' ({held} similar message(s) suppressed)'
+        if error:
+            self.get_logger().error(message)
+        else:
+            self.get_logger().warning(message)
+
+    def destroy_node(self) -> None:
+        """Stop the inference thread before the publishers it uses go away."""
+        self._stop.set()
+        slot = getattr(self, '_slot', None)
+        if slot is not None:
+            slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Console entry point ``dsr_node``: spin until Ctrl-C; exit status 1 if start-up fails."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DepthSuperResolutionNode()
+        rclpy.spin(node)
+    except StartupError:
+        node = None  # logged and destroyed by the node itself
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
