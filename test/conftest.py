@@ -130,11 +130,13 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: List[Any] = []
+        self.times: List[float] = []  # time.monotonic() at receipt, one per message
         self._lock = threading.Lock()
 
     def add(self, msg: Any) -> None:
         with self._lock:
             self.messages.append(msg)
+            self.times.append(time.monotonic())
 
     def snapshot(self) -> List[Any]:
         with self._lock:
