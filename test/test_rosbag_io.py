@@ -172,3 +172,16 @@ def test_shared_open3d_bag(tmp_path):
     assert np.array_equal(samples[1].depth, original[1].depth)
     assert np.array_equal(samples[1].rgb, original[1].rgb)
     assert samples[0].intrinsics[0, 0] == pytest.approx(525.0)
+
+
+@pytest.mark.parametrize('storage, suffix', [('sqlite3', '.db3'), ('mcap', '.mcap')])
+def test_corrupt_bag_error_names_the_bag(tmp_path, storage, suffix):
+    bag = tmp_path / 'bag'
+    write_bag(bag, frames(3), storage=storage)
+    storage_file = next(bag.glob('*' + suffix))
+    data = storage_file.read_bytes()
+    storage_file.write_bytes(data[:100] + b'\x00garbage' * 1000 + data[8100:])
+    with pytest.raises(BagError) as info:
+        read_bag_samples(bag, DEPTH_TOPIC)
+    assert info.value.path == str(bag)
+    assert 'malformed' in str(info.value) or 'could be read' in str(info.value)

@@ -237,7 +237,7 @@ def iter_bag_samples(path: Path, depth_topic: str, rgb_topic: Optional[str] = No
                                    'camera_info') if camera_info_topic else [])
         infos = []
         # An empty connection list means *all* topics to rosbags: only ask when there are some.
-        for conn, log_time, raw in (reader.messages(connections=info_conns)
+        for conn, log_time, raw in (_messages(reader, info_conns, path)
                                     if info_conns else ()):
             msg = reader.deserialize(raw, conn.msgtype)
             infos.append((_stamp(raw, log_time), msg))
@@ -247,7 +247,7 @@ def iter_bag_samples(path: Path, depth_topic: str, rgb_topic: Optional[str] = No
         pairer = _Pairer(tolerance, stats, bool(rgb_conns))
         context = _DecodeContext(path, reader, infos, stats, depth_topic)
         produced = 0
-        for conn, log_time, raw in reader.messages(connections=depth_conns + rgb_conns):
+        for conn, log_time, raw in _messages(reader, depth_conns + rgb_conns, path):
             item = (_stamp(raw, log_time), conn.msgtype, raw)
             if id(conn) in depth_ids:
                 stats.depth_frames += 1
@@ -262,6 +262,10 @@ def iter_bag_samples(path: Path, depth_topic: str, rgb_topic: Optional[str] = No
                 if max_frames is not None and produced >= max_frames:
                     _log_stats(path, stats)
                     return
+        listed = sum(c.msgcount for c in depth_conns)
+        if stats.depth_frames < listed:
+            raise BagError(path, f'its index lists {listed} messages on {depth_topic!r} but '
+                                 f'only {stats.depth_frames} could be read (corrupt chunks?)')
         for depth_item, rgb_item in pairer.finish():
             if decode:
                 yield context.sample(depth_item, rgb_item)
@@ -269,6 +273,20 @@ def iter_bag_samples(path: Path, depth_topic: str, rgb_topic: Optional[str] = No
             if max_frames is not None and produced >= max_frames:
                 break
     _log_stats(path, stats)
+
+
+def _messages(reader: Any, connections: list, path: Path) -> Iterator[tuple]:
+    """``reader.messages`` with storage errors (truncated or corrupt files) naming the bag."""
+    iterator = reader.messages(connections=connections)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except Exception as error:  # noqa: BLE001 - sqlite3, mcap and rosbags errors
+            raise BagError(path, f'cannot read messages ({type(error).__name__}: {error})'
+                           ) from error
+        yield item
 
 
 def read_bag_samples(path: Path, depth_topic: str, rgb_topic: Optional[str] = None,
