@@ -63,6 +63,7 @@ class Protocol:
     factor: float = 1.0
     crop: int = 0
     error_range: float = 10.0  # colour-map range of the error images, in the reported unit
+    primary: str = 'mad'  # the metric the literature reports for this set
 
 
 PROTOCOLS: Dict[str, Protocol] = {
@@ -72,7 +73,7 @@ PROTOCOLS: Dict[str, Protocol] = {
     'middlebury_thirdsize': Protocol(False, '0-255 disparity (valid pixels only)'),
     'lu_rgbd6': Protocol(False, '0-255 (per-image normalised depth)'),
     'nyuv2': Protocol(False, 'cm (6-pixel border crop)', factor=100.0, crop=6,
-                      error_range=20.0),
+                      error_range=20.0, primary='rmse'),
 }
 
 #: ``predict(lr, sample, scale) -> (hr_prediction, forward_seconds)``, in the sample's unit.
@@ -302,8 +303,9 @@ def write_outputs(results: Dict[str, Any], methods: Sequence[Method], out: Path,
                 for scale, entry in sorted(per.items()):
                     writer.writerow([method, scene, scale, f'{entry["mad"]:.6f}',
                                      f'{entry["rmse"]:.6f}', f'{entry["forward_s"]:.6f}', unit])
-    text = [f'MAD ({unit}), {results["_meta"]["dataset"]}', '', markdown_table(results, 'mad'),
-            '', f'RMSE ({unit})', '', markdown_table(results, 'rmse'), '']
+    dataset = results['_meta']['dataset']
+    text = [f'MAD ({unit}), {dataset}', '', markdown_table(results, 'mad'), '',
+            f'RMSE ({unit}), {dataset}', '', markdown_table(results, 'rmse'), '']
     text += timing_lines(results)
     if results['errors']:
         text += ['', 'Errors:'] + [f'- {k}: {v}' for k, v in results['errors'].items()]
@@ -463,8 +465,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     results = evaluate_methods(methods, args.dataset, args.data_root, sorted(set(args.scales)),
                                args.names, args.out, save_maps=not args.no_maps)
     unit = results['_meta']['unit']
-    print(f'\nMAD ({unit}), {args.dataset}:\n')
-    print(markdown_table(results, 'mad'))
+    primary = PROTOCOLS[args.dataset].primary
+    for metric in (primary, 'rmse' if primary == 'mad' else 'mad'):
+        print(f'\n{metric.upper()} ({unit}), {args.dataset}:\n')
+        print(markdown_table(results, metric))
     print()
     for line in timing_lines(results):
         print(line)
