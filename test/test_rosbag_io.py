@@ -158,6 +158,10 @@ def test_make_bag_and_bag_info_cli(tmp_path, capsys):
     assert np.array_equal(samples[2].depth, originals[2].depth)
     assert samples[1].stamp - samples[0].stamp == pytest.approx(1 / 15, abs=1e-6)
     assert np.allclose(samples[0].intrinsics, K)
+    thinned = load_samples({'type': 'rosbag', 'root': str(tmp_path / 'bag'), 'every': 2})
+    assert [s.name[-6:] for s in thinned] == ['000000', '000002']
+    first = load_samples({'type': 'rosbag', 'root': str(tmp_path / 'bag'), 'max_frames': 1})
+    assert len(first) == 1
     assert bag_info.main([str(tmp_path / 'bag'), '--depth-topic', '/nope']) == 2
     assert '/depth/camera_info' in capsys.readouterr().err
 

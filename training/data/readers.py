@@ -533,17 +533,20 @@ def _folder_entry(name: str, path: Path, rgb_path: Optional[Path], units_per_met
 
 def _list_rosbag(root: Path, depth_topic: str = '/depth/image_raw',
                  rgb_topic: Optional[str] = None, camera_info_topic: Optional[str] = None,
-                 tolerance: float = 0.02, every: int = 1) -> List[_Entry]:
+                 tolerance: float = 0.02, every: int = 1,
+                 max_frames: Optional[int] = None) -> List[_Entry]:
     """A rosbag2 (sqlite3 or mcap) through :mod:`training.data.rosbag_io`; ``root`` = the bag.
 
-    Frames are decoded once when listed (pairing needs the whole stream); ``every`` keeps every
-    n-th synchronised frame, which is what training wants from a 30 Hz recording.
+    Frames are decoded when listed (pairing needs the stream in order), so for long bags use
+    ``every`` (keep every n-th synchronised frame, what training wants from a 30 Hz recording)
+    and ``max_frames`` (stop reading after that many synchronised frames) to bound memory.
     """
     from training.data.rosbag_io import BagStats, iter_bag_samples
     stats = BagStats()
     samples = []
     for index, sample in enumerate(iter_bag_samples(root, depth_topic, rgb_topic,
-                                                    camera_info_topic, tolerance, stats)):
+                                                    camera_info_topic, tolerance, stats,
+                                                    max_frames)):
         if index % max(1, int(every)) == 0:
             samples.append(sample)
     LOGGER.info('%s: %s', root, stats.summary())
