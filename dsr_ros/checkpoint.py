@@ -62,6 +62,9 @@ def save_checkpoint(path: PathLike, model: DSRNet, *,
     plain Python data so the file stays loadable with ``weights_only=True``.
     """
     path = Path(path)
+    for name, value in (('normalization', normalization), ('provenance', provenance),
+                        ('metrics', metrics), ('config', config)):
+        _check_plain_data(value, name)
     state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     payload = {
         'format': CHECKPOINT_FORMAT,
@@ -95,7 +98,7 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
     try:
         payload = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many kinds for a bad file
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ''
+        first_line = _informative_line(str(error))
         raise CheckpointError(
             path, f'not a readable torch checkpoint ({type(error).__name__}: {first_line})'
         ) from error
@@ -157,6 +160,39 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = 'cp
     metadata = {key: value for key, value in payload.items() if key != 'state_dict'}
     metadata['path'] = os.fspath(path)
     return model, metadata
+
+
+def _check_plain_data(value: Any, where: str) -> None:
+    """Refuse what ``torch.load(weights_only=True)`` would refuse (numpy scalars, Paths...).
+
+    Saving such a value succeeds but yields a file that no node can load, so fail here, naming
+    the entry, instead of at deployment.
+    """
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_plain_data(item, f'{where}[{index}]')
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(f'{where}: key {key!r} must be a str or int')
+            _check_plain_data(item, f'{where}[{key!r}]')
+        return
+    raise TypeError(f'{where} is a {type(value).__module__}.{type(value).__qualname__}; '
+                    'checkpoints hold plain Python data only (convert with float(), int(), '
+                    'str() or .tolist())')
+
+
+def _informative_line(message: str) -> str:
+    """The line of a torch.load error that says what is wrong (weights_only errors put it
+    several lines down, after advice that does not apply to a checkpoint we refuse)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    for line in lines:
+        if 'Unsupported global' in line:
+            return line.split(' was not an allowed global')[0]
+    return lines[0] if lines else ''
 
 
 def _positive_number(value: Any) -> bool:

@@ -1,0 +1,131 @@
+"""dsr_ros.checkpoint: round trips and every refusal, each message naming path and reason."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+
+from dsr_ros.checkpoint import (CHECKPOINT_FORMAT, DEFAULT_NORMALIZATION, CheckpointError,
+                                load_checkpoint, read_checkpoint, save_checkpoint)
+from dsr_ros.networks import DSRNet
+
+
+def _tiny(**kwargs) -> DSRNet:
+    torch.manual_seed(0)
+    return DSRNet(**{'scale': 4, 'num_channels': 4, 'num_blocks': 1, **kwargs})
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = _tiny(global_residual=False)
+    path = save_checkpoint(tmp_path / 'sub' / 'model.pt', model,
+                           normalization={'mode': 'minmax', 'max_value': 1.0, 'unit': 'm'},
+                           provenance={'data': 'unit test', 'git': 'abc123'},
+                           metrics={'mad': 0.25, 'history': [{'epoch': 1, 'mad': 0.3}]},
+                           config={'lr': 1e-3, 'crop': (256, 256)})
+    return model, path
+
+
+def test_round_trip_rebuilds_the_same_network(saved):
+    model, path = saved
+    loaded, metadata = load_checkpoint(path)
+    assert not loaded.training
+    assert loaded.arch_kwargs() == model.arch_kwargs()
+    assert loaded.global_residual is False
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], tensor), key
+    assert metadata['format'] == CHECKPOINT_FORMAT and metadata['scale'] == 4
+    assert metadata['normalization']['mode'] == 'minmax'
+    assert metadata['provenance']['git'] == 'abc123'
+    assert metadata['metrics']['history'][0]['epoch'] == 1
+    assert metadata['path'] == str(path)
+    assert 'state_dict' not in metadata
+    x = torch.rand(1, 1, 5, 6)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_saving_is_atomic_and_loadable_without_pickled_code(saved):
+    _, path = saved
+    assert sorted(p.name for p in path.parent.iterdir()) == ['model.pt']  # no temp files left
+    payload = torch.load(path, map_location='cpu', weights_only=True)
+    assert set(payload) >= {'format', 'arch', 'scale', 'normalization', 'state_dict'}
+
+
+def test_default_normalization_is_the_papers(tmp_path):
+    path = save_checkpoint(tmp_path / 'm.pt', _tiny())
+    assert read_checkpoint(path)['normalization'] == DEFAULT_NORMALIZATION
+
+
+@pytest.mark.parametrize('bad', [np.float32(0.5), pathlib.Path('/data'), object()])
+def test_metadata_that_weights_only_loading_would_refuse_is_rejected_at_save(tmp_path, bad):
+    with pytest.raises(TypeError, match=r"metrics\['mad'\]"):
+        save_checkpoint(tmp_path / 'm.pt', _tiny(), metrics={'mad': bad})
+    assert not (tmp_path / 'm.pt').exists()
+
+
+def _expect_error(path, *fragments):
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert str(path) in message and caught.value.path == str(path)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert '\n' not in message  # the node prints it as one line
+    return caught.value
+
+
+def test_missing_file_and_directory(tmp_path):
+    _expect_error(tmp_path / 'absent.pt', 'does not exist')
+    _expect_error(tmp_path, 'not a regular file')
+
+
+def test_not_a_torch_file(tmp_path):
+    path = tmp_path / 'text.pt'
+    path.write_text('hello')
+    _expect_error(path, 'not a readable torch checkpoint')
+    empty = tmp_path / 'empty.pt'
+    empty.write_bytes(b'')
+    _expect_error(empty, 'not a readable torch checkpoint')
+
+
+def test_pickled_objects_are_never_executed(tmp_path):
+    path = tmp_path / 'pickled.pt'
+    torch.save({'format': CHECKPOINT_FORMAT, 'evil': pathlib.Path('/')}, path)
+    error = _expect_error(path, 'not a readable torch checkpoint', 'Unsupported global')
+    assert 'pathlib' in error.reason
+
+
+def _payload(path):
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+@pytest.mark.parametrize('mutate,fragment', [
+    (lambda p: [1, 2, 3], 'expected a dictionary'),
+    (lambda p: {k: v for k, v in p.items() if k != 'arch'}, "missing keys ['arch']"),
+    (lambda p: {**p, 'format': 'other/9'}, "unknown format 'other/9'"),
+    (lambda p: {**p, 'arch': {'scale': 4}}, 'arch must name'),
+    (lambda p: {**p, 'scale': 3, 'arch': {**p['arch'], 'scale': 3}}, 'scale 3 is not one of'),
+    (lambda p: {**p, 'scale': 8}, 'disagrees with arch'),
+    (lambda p: {**p, 'normalization': {'mode': 'log'}}, 'bad normalization'),
+    (lambda p: {**p, 'normalization': {'mode': 'fixed', 'max_value': 0}}, 'bad normalization'),
+    (lambda p: {**p, 'state_dict': [1]}, 'state_dict is not a dictionary'),
+    (lambda p: {**p, 'arch': {**p['arch'], 'num_channels': 0}}, 'cannot build DSRNet'),
+    (lambda p: {**p, 'arch': {**p['arch'], 'num_channels': 8}}, 'shape mismatch'),
+    (lambda p: {**p, 'arch': {**p['arch'], 'num_blocks': 2}}, 'missing'),
+    (lambda p: {**p, 'state_dict': {**p['state_dict'], 'extra.weight': torch.zeros(1)}},
+     "unexpected ['extra.weight']"),
+    (lambda p: {**p, 'state_dict': {**p['state_dict'], 'shallow.0.bias': [0.0]}},
+     'is not a tensor'),
+    (lambda p: {**p, 'state_dict': {**p['state_dict'],
+                                    'shallow.0.bias': torch.full((4,), float('nan'))}},
+     'non-finite'),
+])
+def test_refusals(saved, tmp_path, mutate, fragment):
+    _, path = saved
+    bad = tmp_path / 'bad.pt'
+    torch.save(mutate(_payload(path)), bad)
+    _expect_error(bad, fragment)
