@@ -100,11 +100,17 @@ def bicubic_method() -> Method:
 
 
 def evaluate_model_method(model: Any, normalization: Dict[str, Any], label: str,
-                          device: str = 'cpu', tile_size: int = 0) -> Method:
-    """A :class:`Method` for an in-memory DSRNet (e.g. the training loop's current net)."""
+                          device: Optional[str] = None, tile_size: int = 0) -> Method:
+    """A :class:`Method` for an in-memory DSRNet (e.g. the training loop's current net).
+
+    ``device`` defaults to where the model already is, so a net training on CUDA is not moved;
+    the memory format is left alone (``channels_last=False``).
+    """
     from dsr_ros.inference import DepthSuperResolver
+    if device is None:
+        device = str(next(model.parameters()).device)
     resolver = DepthSuperResolver(model, normalization, device=device, tile_size=tile_size,
-                                  input_normalization='minmax')
+                                  input_normalization='minmax', channels_last=False)
     return _resolver_method(resolver, label, dict(normalization))
 
 
@@ -407,14 +413,22 @@ def evaluate_checkpoint(path: PathLike, dataset: str = 'middlebury2005',
 
 def evaluate_model(model: Any, normalization: Dict[str, Any],
                    dataset: str = 'middlebury2005', data_root: Optional[PathLike] = None,
-                   names: Optional[Sequence[str]] = None, device: str = 'cpu',
+                   names: Optional[Sequence[str]] = None, device: Optional[str] = None,
                    tile_size: int = 0) -> Dict[str, Any]:
-    """Like :func:`evaluate_checkpoint` for an in-memory DSRNet (left in eval mode)."""
-    method = evaluate_model_method(model, normalization, 'model', device, tile_size)
-    scale = int(model.scale)
-    samples, read_errors = _cached_scenes(dataset, data_root, names)
-    results = evaluate_methods([method], dataset, data_root, [scale], names, samples=samples,
-                               progress=False)
+    """Like :func:`evaluate_checkpoint` for an in-memory DSRNet.
+
+    The net runs in eval mode on its own device (unless ``device`` says otherwise) and is put
+    back into the train/eval mode it had, so the training loop can call this between epochs.
+    """
+    was_training = model.training
+    try:
+        method = evaluate_model_method(model, normalization, 'model', device, tile_size)
+        scale = int(model.scale)
+        samples, read_errors = _cached_scenes(dataset, data_root, names)
+        results = evaluate_methods([method], dataset, data_root, [scale], names,
+                                   samples=samples, progress=False)
+    finally:
+        model.train(was_training)
     results['errors'].update(read_errors)
     results['_meta']['scenes'] += [n for n in read_errors if n not in results['_meta']['scenes']]
     return _summary(results, method.label, scale)
