@@ -1,0 +1,153 @@
+"""Procedural depth scenes with exact high-resolution truth, for the demo and tests.
+
+A pinhole camera looks into a room (floor, back and side wall) with boxes, spheres and one
+sphere moving across the view. Each frame gives the exact HR depth (ray casting, no holes) and
+an LR input made like the training degradation, then spoiled like a real sensor:
+
+1. ``cv2.resize(hr, (W/s, H/s), INTER_CUBIC)`` of the HR truth (the evaluation protocol's
+   degradation, see docs/method.md),
+2. dropouts along depth edges (structured-light and ToF sensors lose pixels there) and random
+   blobs (absorbing or specular surfaces),
+3. depth-dependent Gaussian noise (sigma = noise_at_1m * z^2, as for triangulation sensors),
+4. encoding as ``16UC1`` millimetres (0 = invalid) or ``32FC1`` metres (NaN = invalid).
+
+Rendering uses only numpy and OpenCV, so the scene is usable without ROS or torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import cv2
+import numpy as np
+
+from dsr_ros.depth_io import OUTPUT_ENCODINGS, convert_depth
+
+__all__ = ['DepthScene', 'SceneConfig', 'SceneFrame']
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Size, timing and sensor model of a scene sequence (HR size = LR size x scale)."""
+
+    lr_width: int = 160
+    lr_height: int = 120
+    scale: int = 4
+    encoding: str = '16UC1'
+    rate_hz: float = 10.0
+    seed: int = 0
+    noise_at_1m: float = 0.002
+    edge_dropout: float = 0.5
+    hole_blobs: int = 3
+    edge_threshold_m: float = 0.15
+
+    @property
+    def hr_size(self) -> Tuple[int, int]:
+        """(width, height) of the HR truth."""
+        return self.lr_width * self.scale, self.lr_height * self.scale
+
+
+@dataclass
+class SceneFrame:
+    """One frame: HR truth (float32 m, all valid) and the sensor-like LR input."""
+
+    index: int
+    time_s: float
+    hr_metres: np.ndarray
+    lr: np.ndarray
+    lr_clean_metres: np.ndarray
+
+
+class DepthScene:
+    """Deterministic sequence of frames (frame ``i`` depends only on the config and ``i``)."""
+
+    def __init__(self, config: Optional[SceneConfig] = None) -> None:
+        self.config = config or SceneConfig()
+        cfg = self.config
+        if cfg.encoding not in OUTPUT_ENCODINGS:
+            raise ValueError(f'encoding must be one of {OUTPUT_ENCODINGS}, got {cfg.encoding!r}')
+        if cfg.lr_width < 4 or cfg.lr_height < 4 or cfg.scale < 1:
+            raise ValueError('the LR image must be at least 4x4 and the scale positive')
+        width, height = cfg.hr_size
+        self.k_hr = np.array([[0.8 * width, 0.0, (width - 1) / 2.0],
+                              [0.0, 0.8 * width, (height - 1) / 2.0],
+                              [0.0, 0.0, 1.0]])
+        # The LR camera whose scale_camera_info(.., scale) is exactly k_hr (pixel-centre form).
+        s = cfg.scale
+        self.k_lr = np.array([[self.k_hr[0, 0] / s, 0.0, (self.k_hr[0, 2] + 0.5) / s - 0.5],
+                              [0.0, self.k_hr[1, 1] / s, (self.k_hr[1, 2] + 0.5) / s - 0.5],
+                              [0.0, 0.0, 1.0]])
+        cols, rows = np.meshgrid(np.arange(width, dtype=np.float64),
+                                 np.arange(height, dtype=np.float64))
+        # Ray directions with z = 1, so the ray parameter t is the z-depth itself.
+        self._rays = np.stack([(cols - self.k_hr[0, 2]) / self.k_hr[0, 0],
+                               (rows - self.k_hr[1, 2]) / self.k_hr[1, 1],
+                               np.ones_like(cols)], axis=-1)
+        self._static = self._render_static()
+
+    # ------------------------------------------------------------------ public API
+    def frame(self, index: int) -> SceneFrame:
+        """Render frame ``index`` (time ``index / rate_hz``)."""
+        cfg = self.config
+        time_s = index / cfg.rate_hz
+        phase = 2 * np.pi * time_s / 4.0  # the moving sphere crosses the view every 2 s
+        centre = np.array([0.9 * np.sin(phase), 0.25, 2.2 + 0.3 * np.cos(phase)])
+        hr = np.minimum(self._static, _sphere(self._rays, centre, 0.35)).astype(np.float32)
+        lr_clean = cv2.resize(hr, (cfg.lr_width, cfg.lr_height), interpolation=cv2.INTER_CUBIC)
+        rng = np.random.default_rng([cfg.seed, index])
+        lr = self._sensor(lr_clean, rng)
+        return SceneFrame(index, time_s, hr, convert_depth(lr, cfg.encoding), lr_clean)
+
+    # ------------------------------------------------------------------ internals
+    def _render_static(self) -> np.ndarray:
+        rays = self._rays
+        depth = np.full(rays.shape[:2], 4.0)  # back wall at z = 4 m
+        with np.errstate(divide='ignore', invalid='ignore'):
+            floor = np.where(rays[..., 1] > 0, 1.0 / rays[..., 1], np.inf)  # y = 1 m (down)
+            wall = np.where(rays[..., 0] < 0, -1.8 / rays[..., 0], np.inf)  # x = -1.8 m
+        depth = np.minimum(depth, np.minimum(floor, wall))
+        for low, high in (((-1.2, 0.3, 2.6), (-0.5, 1.0, 3.2)),
+                          ((0.5, -0.2, 2.9), (1.3, 1.0, 3.4)),
+                          ((-0.2, 0.7, 1.6), (0.3, 1.0, 2.0))):
+            depth = np.minimum(depth, _box(rays, np.array(low), np.array(high)))
+        depth = np.minimum(depth, _sphere(rays, np.array([1.0, 0.55, 1.8]), 0.45))
+        return depth
+
+    def _sensor(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        cfg = self.config
+        metres = clean + rng.standard_normal(clean.shape).astype(np.float32) * (
+            cfg.noise_at_1m * clean ** 2)
+        padded = np.pad(clean, 1, mode='edge')
+        jump = np.max([np.abs(padded[1:-1, 1:-1] - padded[r:r + clean.shape[0],
+                                                          c:c + clean.shape[1]])
+                       for r, c in ((0, 1), (2, 1), (1, 0), (1, 2))], axis=0)
+        holes = (jump > cfg.edge_threshold_m) & (rng.random(clean.shape) < cfg.edge_dropout)
+        height, width = clean.shape
+        blobs = np.zeros(clean.shape, np.uint8)
+        for _ in range(cfg.hole_blobs):
+            centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+            axes = (int(rng.integers(1, max(2, width // 16))),
+                    int(rng.integers(1, max(2, height // 16))))
+            cv2.ellipse(blobs, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        metres[holes | (blobs > 0)] = np.nan
+        return metres.astype(np.float32)
+
+
+def _box(rays: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """z-depth of an axis-aligned box (slab method), inf where the ray misses it."""
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t1, t2 = low / rays, high / rays
+    near = np.nanmax(np.minimum(t1, t2), axis=-1)
+    far = np.nanmin(np.maximum(t1, t2), axis=-1)
+    return np.where((near <= far) & (near > 0), near, np.inf)
+
+
+def _sphere(rays: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """z-depth of a sphere's near surface, inf where the ray misses it."""
+    a = np.einsum('...i,...i->...', rays, rays)
+    b = rays @ centre
+    disc = b * b - a * (centre @ centre - radius * radius)
+    with np.errstate(invalid='ignore'):
+        t = (b - np.sqrt(disc)) / a
+    return np.where((disc >= 0) & (t > 0), t, np.inf)
