@@ -1,0 +1,109 @@
+"""Reduced precision must not change the depth a user gets in any way that matters.
+
+bf16 autocast on CPU (AVX512-BF16/AMX) and fp16 on CUDA are speed options of the node; they are
+only worth offering if their output stays close to fp32. The stated tolerances:
+
+* synthetic 0.8-4 m scene at x4 through the full wrapper (uint16 millimetres): mean absolute
+  difference <= 1 mm and 99.9th percentile <= 4 mm (1 mm is the output quantum);
+* Middlebury 2005 (two scenes, x4, centre crops, paper protocol on the 0-255 scale): mean
+  absolute difference <= 0.05, a third of the paper's x4 error (0.163), so precision never
+  decides a benchmark row. Skipped when ``../shared/data/middlebury2005_sun`` is absent.
+
+The shipped model is used when present (``dsr_ros.weights``), else random weights of the lite
+architecture: the bicubic residual path and every layer are exercised either way.
+"""
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dsr_ros.benchmark import LITE_ARCH, synthetic_depth
+from dsr_ros.checkpoint import load_checkpoint
+from dsr_ros.inference import DepthSuperResolver
+from dsr_ros.networks import DSRNet
+
+DATA = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'middlebury2005_sun'
+SYNTHETIC_MAD_MM = 1.0
+SYNTHETIC_P999_MM = 4.0
+MIDDLEBURY_MAD = 0.05
+SCENES = {'1': 'Art', '4': 'Laundry'}
+
+
+def _model() -> DSRNet:
+    try:
+        from dsr_ros.weights import default_weights_path
+        path = default_weights_path()
+    except ImportError:
+        path = None
+    if path is not None:
+        model, metadata = load_checkpoint(path)
+        if model.scale == 4:
+            print(f'precision check with the shipped model {path}')
+            return model
+    torch.manual_seed(4)
+    print('precision check with random weights of the lite architecture')
+    return DSRNet(4, **LITE_ARCH).eval()
+
+
+@pytest.fixture(scope='module')
+def model() -> DSRNet:
+    return _model()
+
+
+def _resolver(model: DSRNet, precision: str, device: str = 'cpu') -> DepthSuperResolver:
+    return DepthSuperResolver(copy.deepcopy(model), None, device=device, precision=precision,
+                              channels_last=True)
+
+
+def _compare_synthetic(model: DSRNet, precision: str, device: str) -> None:
+    frame = synthetic_depth(72, 96, seed=3)
+    reference = _resolver(model, 'fp32', device).run(frame)
+    reduced = _resolver(model, precision, device).run(frame)
+    assert reduced.dtype == np.uint16 and reduced.shape == reference.shape
+    assert np.array_equal(reduced == 0, reference == 0), 'invalid pixels must not move'
+    valid = reference > 0
+    diff = np.abs(reduced.astype(np.int32) - reference.astype(np.int32))[valid]
+    mad, p999 = float(diff.mean()), float(np.percentile(diff, 99.9))
+    print(f'{precision} vs fp32 on the synthetic scene: MAD {mad:.3f} mm, p99.9 {p999:.1f} mm, '
+          f'max {diff.max()} mm')
+    assert mad <= SYNTHETIC_MAD_MM, f'MAD {mad:.3f} mm'
+    assert p999 <= SYNTHETIC_P999_MM, f'p99.9 {p999:.1f} mm'
+
+
+def test_bf16_matches_fp32_on_a_synthetic_scene(model):
+    _compare_synthetic(model, 'bf16', 'cpu')
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='fp16 needs a CUDA device')
+def test_fp16_matches_fp32_on_cuda(model):
+    _compare_synthetic(model, 'fp16', 'cuda')
+
+
+def test_fp16_is_refused_on_cpu(model):
+    with pytest.raises(ValueError, match='fp16'):
+        _resolver(model, 'fp16', 'cpu')
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f'Middlebury data absent ({DATA})')
+def test_bf16_matches_fp32_on_middlebury_x4(model):
+    cv2 = pytest.importorskip('cv2')
+    fp32, bf16 = _resolver(model, 'fp32'), _resolver(model, 'bf16')
+    for index, name in SCENES.items():
+        lr = cv2.imread(str(DATA / 'testx4' / f'{index}.png'), cv2.IMREAD_UNCHANGED)
+        gt = cv2.imread(str(DATA / 'test_gt' / f'{index}.png'), cv2.IMREAD_UNCHANGED)
+        assert lr is not None and gt is not None, f'cannot read scene {index}'
+        # Centre crop of 128x160 LR pixels keeps the test quick on a 2-core CPU.
+        top, left = (lr.shape[0] - 128) // 2, (lr.shape[1] - 160) // 2
+        lr = lr[top:top + 128, left:left + 160].astype(np.float32) / 255.0
+        gt = gt[4 * top:4 * (top + 128), 4 * left:4 * (left + 160)].astype(np.float32)
+        reference = fp32.run_normalized(lr) * 255.0
+        reduced = bf16.run_normalized(lr) * 255.0
+        diff = np.abs(reduced - reference)
+        mad = float(diff.mean())
+        to_gt = np.abs(reference - gt).mean(), np.abs(reduced - gt).mean()
+        print(f'{name} x4 crop: MAD bf16-fp32 {mad:.4f}, max {diff.max():.3f} (0-255); '
+              f'MAD to GT fp32 {to_gt[0]:.3f}, bf16 {to_gt[1]:.3f}')
+        assert mad <= MIDDLEBURY_MAD, f'{name}: MAD bf16 vs fp32 {mad:.4f}'
