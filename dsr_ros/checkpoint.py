@@ -70,11 +70,11 @@ def save_checkpoint(path: PathLike, model: DSRNet, *,
         'format': CHECKPOINT_FORMAT,
         'arch': model.arch_kwargs(),
         'scale': model.scale,
-        'normalization': dict(normalization or DEFAULT_NORMALIZATION),
+        'normalization': _plain(dict(normalization or DEFAULT_NORMALIZATION)),
         'state_dict': state,
-        'provenance': dict(provenance or {}),
-        'metrics': dict(metrics or {}),
-        'config': dict(config or {}),
+        'provenance': _plain(dict(provenance or {})),
+        'metrics': _plain(dict(metrics or {})),
+        'config': _plain(dict(config or {})),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
@@ -193,6 +193,26 @@ def _informative_line(message: str) -> str:
         if 'Unsupported global' in line:
             return line.split(' was not an allowed global')[0]
     return lines[0] if lines else ''
+
+
+def _plain(value: Any) -> Any:
+    """Plain Python data only, so the file loads with ``weights_only=True``.
+
+    Subclasses of str/int/float (``torch.__version__``, numpy scalars) would be pickled as
+    their own classes, which the safe loader refuses.
+    """
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if value is None:
+        return None
+    for kind in (bool, int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    if hasattr(value, 'item'):  # numpy and torch scalars
+        return _plain(value.item())
+    return str(value)
 
 
 def _positive_number(value: Any) -> bool:

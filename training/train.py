@@ -609,7 +609,7 @@ def build_provenance(config: Dict[str, Any], config_path: str,
         'train_samples': len(train),
         'val_samples': [s.name for s in val],
         'host': platform.node(),
-        'torch': torch.__version__,
+        'torch': str(torch.__version__),
     }
 
 

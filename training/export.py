@@ -1,0 +1,77 @@
+"""Write a node-ready DSRNet checkpoint from a training run, with its benchmark numbers.
+
+    python -m training.export --run runs/lite_x4 --out dsr_ros/weights/dsrnet_lite_x4.pt \
+        [--which best|final] [--evaluate middlebury2005] [--data-root DIR]
+
+The run's ``best_dsrnet.pt`` (lowest held-out error) or ``final_dsrnet.pt`` is validated by
+``dsr_ros.checkpoint.load_checkpoint`` (the node's own loader), optionally scored on a
+benchmark by ``training.evaluate`` against bicubic, and re-saved with those metrics, the
+run's history and its provenance, so the shipped file says how it was made and how good it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+from dsr_ros.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+LOGGER = logging.getLogger('training.export')
+
+
+def export_run(run: Path, out: Path, which: str = 'best', dataset: Optional[str] = None,
+               data_root: Optional[str] = None) -> Dict[str, Any]:
+    """Export ``run``'s DSRNet to ``out``; return the metrics written into it."""
+    source = Path(run) / f'{which}_dsrnet.pt'
+    model, meta = load_checkpoint(source)
+    metrics = dict(meta.get('metrics', {}))
+    if dataset:
+        from training.evaluate import bicubic_method, evaluate_checkpoint, evaluate_methods
+        scores = evaluate_checkpoint(source, dataset=dataset, data_root=data_root)
+        baseline = evaluate_methods([bicubic_method()], dataset, data_root, [model.scale],
+                                    progress=False)
+        bicubic = {scene: by_scale[model.scale]['mad']
+                   for scene, by_scale in baseline['Bicubic'].items()
+                   if model.scale in by_scale}
+        metrics[dataset] = {'scale': model.scale, 'unit': scores['unit'],
+                            'mad': scores['mad'], 'rmse': scores['rmse'],
+                            'mean_mad': scores['mean_mad'], 'mean_rmse': scores['mean_rmse'],
+                            'bicubic_mad': bicubic, 'errors': scores['errors']}
+    provenance = dict(meta.get('provenance', {}), exported_from=str(source))
+    save_checkpoint(out, model, normalization=meta['normalization'], provenance=provenance,
+                    metrics=metrics, config=meta.get('config', {}))
+    return metrics
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--run', required=True, help='training run directory')
+    parser.add_argument('--out', required=True, help='checkpoint to write')
+    parser.add_argument('--which', choices=('best', 'final'), default='best',
+                        help='best held-out DSRNet (default) or the last epoch\'s')
+    parser.add_argument('--evaluate', default=None, metavar='DATASET',
+                        help='score it on this benchmark (e.g. middlebury2005) first')
+    parser.add_argument('--data-root', default=None, help='benchmark folder')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
+    try:
+        metrics = export_run(Path(args.run), Path(args.out), args.which, args.evaluate,
+                             args.data_root)
+    except (CheckpointError, OSError, ValueError) as error:
+        LOGGER.error('%s', error)
+        return 1
+    if args.evaluate:
+        scores = metrics[args.evaluate]
+        LOGGER.info('%s x%d MAD per scene: %s (mean %s; bicubic %s)', args.evaluate,
+                    scores['scale'], {k: round(v, 3) for k, v in scores['mad'].items()},
+                    None if scores['mean_mad'] is None else round(scores['mean_mad'], 3),
+                    {k: round(v, 3) for k, v in scores['bicubic_mad'].items()})
+    LOGGER.info('wrote %s', args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
