@@ -227,3 +227,58 @@ def test_config_refuses_unknown_keys(tmp_path):
     with pytest.raises(ConfigError, match='scale must be'):
         load_config(bad)
     assert copy.deepcopy(DEFAULTS) == DEFAULTS
+
+
+def test_a_recorded_bag_trains_for_one_epoch(tmp_path):
+    """rosbag2 written here (depth 16UC1 mm + rgb8 + camera_info) -> one training epoch."""
+    from training.data.rosbag_io import BagFrame, write_bag
+    frames = []
+    for sample in synthetic_samples(4, 96, 128, seed=3):
+        depth_mm = (sample.depth * 10).astype(np.uint16)
+        frames.append(BagFrame(depth=depth_mm, rgb=sample.rgb,
+                               intrinsics=np.array([[100.0, 0, 64], [0, 100.0, 48], [0, 0, 1]])))
+    bag = tmp_path / 'robot_bag'
+    write_bag(bag, frames, storage='mcap')
+    config_text = SMOKE.read_text().split('data:')[0] + (
+        'data:\n'
+        f'  train: [{{type: rosbag, path: {bag}, depth_topic: /depth/image_raw,\n'
+        '            rgb_topic: /color/image_raw, camera_info_topic: /depth/camera_info}]\n'
+        '  val: [{type: synthetic, count: 1, height: 96, width: 128, seed: 1}]\n'
+        '  patch_size: 32\n  patches_per_epoch: 16\n  val_patches: 4\n  batch_size: 8\n'
+        'schedule: {stage1_epochs: 1, stage2_epochs: 0}\n')
+    config = tmp_path / 'bag.yaml'
+    config.write_text(config_text)
+    result = run_cli(tmp_path / 'run', config=config)
+    assert result.returncode == 0, result.stderr
+    assert '4 train / 1 held-out samples' in result.stderr
+    state = torch.load(tmp_path / 'run' / 'last.pt', weights_only=True)
+    assert state['epoch'] == 1 and state['history'][0]['l_de'] > 0
+    model, meta = load_checkpoint(tmp_path / 'run' / 'final_dsrnet.pt')
+    assert meta['provenance']['train_data'][0]['type'] == 'rosbag'
+
+
+def test_export_cli_writes_a_node_ready_checkpoint(tmp_path):
+    from training.export import main as export_main
+    trainer = make_trainer(tmp_path / 'run', stage1_epochs=1, stage2_epochs=0)
+    trainer.train()
+    out = tmp_path / 'weights' / 'model.pt'
+    assert export_main(['--run', str(tmp_path / 'run'), '--out', str(out)]) == 0
+    model, meta = load_checkpoint(out)
+    assert meta['provenance']['exported_from'].endswith('best_dsrnet.pt')
+    assert meta['metrics']['val_history'][0]['epoch'] == 1
+    assert export_main(['--run', str(tmp_path / 'missing'), '--out', str(out)]) == 1
+
+
+def test_export_scores_middlebury_against_bicubic(tmp_path):
+    from training.data.readers import shared_data_root
+    root = shared_data_root() / 'middlebury2005_sun'
+    if not root.is_dir():
+        pytest.skip(f'benchmark data not present at {root}')
+    from training.export import export_run
+    trainer = make_trainer(tmp_path / 'run', stage1_epochs=1, stage2_epochs=0)
+    trainer.train()
+    metrics = export_run(tmp_path / 'run', tmp_path / 'm.pt', dataset='middlebury2005',
+                         data_root=str(root))['middlebury2005']
+    assert set(metrics['mad']) == {'art', 'books', 'dolls', 'laundry', 'moebius', 'reindeer'}
+    assert metrics['bicubic_mad']['art'] == pytest.approx(1.170, abs=0.001)
+    assert metrics['mean_mad'] == pytest.approx(np.mean(list(metrics['mad'].values())))

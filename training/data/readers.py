@@ -66,7 +66,7 @@ _SHARED_FOLDERS = {
     'nyuv2': 'nyuv2_test_subset',
     'lu_rgbd6': 'lu_rgbd6',
 }
-_COMMON_KEYS = {'type', 'root', 'names', 'max_samples'}
+_COMMON_KEYS = {'type', 'root', 'path', 'names', 'max_samples'}
 
 
 class DataError(ValueError):
@@ -599,7 +599,7 @@ def _select(spec: Dict[str, Any]) -> List[_Entry]:
     if unknown:
         raise ValueError(f'{kind}: unknown option(s) {unknown}; allowed: '
                          f'{sorted(allowed | _COMMON_KEYS)}')
-    root = spec.get('root')
+    root = spec.get('root', spec.get('path'))  # 'path' reads better for one bag or file
     if root is None:
         if kind not in _SHARED_FOLDERS:
             raise ValueError(f'{kind}: "root" is required')
