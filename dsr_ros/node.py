@@ -390,9 +390,15 @@ class DepthSuperResolutionNode(Node):
             scaled = scaled_camera_info_msg(info, self._scale, frame.header)
             self._info_pub.publish(scaled)
             if self._points_pub is not None:
-                self._points_pub.publish(points_to_msg(depth_to_points(depth, scaled.k),
-                                                       frame.header))
+                self._publish_points(depth, scaled, frame.header)
         self._stats.output(time.monotonic() - frame.received)
+
+    def _publish_points(self, depth: np.ndarray, info: CameraInfo, header: Header) -> None:
+        if not (info.k[0] > 0 and info.k[4] > 0):
+            self._log_throttled('uncalibrated', 'camera_info has no focal length (K is zero: '
+                                                'uncalibrated camera); no point cloud')
+            return
+        self._points_pub.publish(points_to_msg(depth_to_points(depth, info.k), header))
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:

@@ -246,6 +246,44 @@ def test_malformed_frames_are_logged_and_skipped(sr_node):
     assert 'Traceback' not in sr_node.process.log()
 
 
+def test_images_without_a_camera_info_of_the_same_stamp_are_not_processed(sr_node):
+    """require_camera_info=true: unmatched images wait in a bounded cache, then are reported."""
+    stamps = []
+
+    def logged():
+        if 'got no camera_info with the same stamp' in sr_node.process.log():
+            return True
+        _, image, _ = _frame('16UC1')
+        stamps.append(image.header.stamp)
+        sr_node.image_pub.publish(image)
+        return False
+
+    wait_until(logged, interval=0.05, what='the unpaired-images warning')
+    assert len(stamps) > 10  # the cache holds 10
+    assert not any(sr_node.images.with_stamp(stamp) for stamp in stamps)
+
+
+def test_uncalibrated_camera_info_gives_image_and_info_but_no_points(sr_node):
+    _, image, info = _frame('32FC1')
+    info.k = [0.0] * 9
+    info.p = [0.0] * 12
+    out = sr_node.send(image, info, expect=('images', 'infos'))
+    assert out['infos'].width == WIDTH * SCALE and not any(out['infos'].k)
+    sr_node.process.wait_for_log('no point cloud')
+    assert sr_node.points.with_stamp(image.header.stamp) is None
+
+
+def test_incompatible_output_qos_is_logged(sr_node):
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    subscription = sr_node.probe.node.create_subscription(
+        CameraInfo, f'/{sr_node.namespace}/depth_sr/camera_info', lambda msg: None, qos)
+    try:
+        sr_node.process.wait_for_log('incompatible QoS on a publisher: policy DURABILITY')
+    finally:
+        sr_node.probe.node.destroy_subscription(subscription)
+
+
 def test_diagnostics_report_rates_latency_and_errors(sr_node):
     _, bad, bad_info = _frame('16UC1')
     bad.encoding = 'bgr8'
