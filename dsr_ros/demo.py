@@ -202,7 +202,7 @@ def _run_ros(args: argparse.Namespace, scene: DepthScene, frames: list,
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name.startswith('dsr_node'):
+            if status.name.startswith(f'/{NAMESPACE}/dsr_node:'):
                 run.diagnostics = {kv.key: kv.value for kv in status.values}
 
     sr_sub = node.create_subscription(Image, f'/{NAMESPACE}/depth_sr/image_raw', on_image,

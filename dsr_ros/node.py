@@ -406,8 +406,9 @@ class DepthSuperResolutionNode(Node):
         new = {name: snap[name] - self._last_counters.get(name, 0)
                for name in ('dropped', 'rejected', 'failed')}
         self._last_counters = {name: snap[name] for name in new}
-        status = DiagnosticStatus(name=f'{self.get_name()}: depth super-resolution',
-                                  hardware_id=str(self._resolver.device))
+        status = DiagnosticStatus(
+            name=f'{self.get_fully_qualified_name()}: depth super-resolution',
+            hardware_id=str(self._resolver.device))
         if new['failed']:
             status.level, status.message = DiagnosticStatus.ERROR, 'inference failing'
         elif new['rejected']:

@@ -2,9 +2,9 @@
 
 One node process serves the whole module (start-up costs seconds on this machine). It runs in a
 namespace with remapped inputs, exactly as the launch file would start it, with a parameter file
-derived from config/dsr.yaml in which only require_camera_info, publish_points and
-diagnostics_period differ: the point cloud and the pairing behaviour therefore also prove that
-the YAML key of config/dsr.yaml reaches a namespaced node.
+derived from config/dsr.yaml in which only require_camera_info, publish_points, half and
+diagnostics_period differ: the point cloud, the pairing behaviour and the half warning therefore
+also prove that the YAML key of config/dsr.yaml reaches a namespaced node.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from conftest import (CONFIG, DDS_TIMEOUT, camera_info_msg, header, image_msg, make_depth,
                       start_node, unique_name, wait_until)
@@ -47,6 +48,7 @@ class SrNode:
         self.infos = probe.subscribe(CameraInfo, f'/{namespace}/depth_sr/camera_info')
         self.points = probe.subscribe(PointCloud2, f'/{namespace}/depth_sr/points')
         self.diagnostics = probe.subscribe(DiagnosticArray, '/diagnostics', depth=200)
+        self.status_name = f'/{namespace}/dsr_node: depth super-resolution'
 
     def ready(self) -> bool:
         return (self.image_pub.get_subscription_count() >= 1
@@ -102,7 +104,7 @@ def sr_node(ros_probe, tiny_checkpoint, tmp_path_factory):
     config = yaml.safe_load(CONFIG.read_text())
     key, = config
     config[key]['ros__parameters'].update(require_camera_info=True, publish_points=True,
-                                          diagnostics_period=0.5)
+                                          diagnostics_period=0.5, half=True)
     params_file = work / 'params.yaml'
     params_file.write_text(yaml.safe_dump(config))
     namespace, camera = unique_name('dsr_test'), '/' + unique_name('cam')
@@ -296,7 +298,7 @@ def test_diagnostics_report_rates_latency_and_errors(sr_node):
         for array in reversed(sr_node.diagnostics.snapshot()):
             for status in array.status:
                 values = {kv.key: kv.value for kv in status.values}
-                if (status.name == 'dsr_node: depth super-resolution'
+                if (status.name == sr_node.status_name
                         and int(values['rejected_frames']) >= 1
                         and int(values['frames_published']) >= 1):
                     return status, values
@@ -312,6 +314,17 @@ def test_diagnostics_report_rates_latency_and_errors(sr_node):
     assert math.isfinite(float(values['median_latency_ms']))
     assert values['last_error']  # e.g. "encoding: unsupported encoding 'bgr8' ..."
     assert values['scale'] == str(SCALE)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='half runs in fp16 on CUDA')
+def test_half_on_cpu_warns_once_and_runs_fp32(sr_node):
+    warning = 'fp16 (half) needs CUDA but the device is cpu; running in fp32'
+    sr_node.process.wait_for_log(warning)
+    assert sr_node.process.log().count(warning) == 1
+    array = sr_node.diagnostics.wait_for(
+        lambda array: array.status[0].name == sr_node.status_name, what='diagnostics')
+    values = {kv.key: kv.value for kv in array.status[0].values}
+    assert values['precision'] == 'fp32'
 
 
 def test_parameters_are_described_listed_in_config_and_vetoed(sr_node):

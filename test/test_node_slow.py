@@ -32,7 +32,7 @@ def _dropped_reported(diagnostics, namespace: str) -> int:
     for array in diagnostics.snapshot():
         for status in array.status:
             values = {kv.key: kv.value for kv in status.values}
-            if status.name.startswith('dsr_node') and namespace in values.get('weights', ''):
+            if status.name == f'/{namespace}/dsr_node: depth super-resolution':
                 best = max(best, int(values['dropped_frames']))
     return best
 
