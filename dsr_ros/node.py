@@ -160,7 +160,9 @@ class DepthSuperResolutionNode(Node):
         try:
             self._declare_parameters()
             self._settings = self._read_settings()
-            self._validate_settings(self._settings)
+            problem = self._settings_problem(self._settings)
+            if problem:
+                raise StartupError(problem)
             self._resolver = self._load_model()
         except StartupError as error:
             self.get_logger().error(str(error))
@@ -195,22 +197,23 @@ class DepthSuperResolutionNode(Node):
     def _param(self, name: str) -> Any:
         return self.get_parameter(name).value
 
-    def _read_settings(self, changes: Optional[Dict[str, Any]] = None) -> RuntimeSettings:
-        values = {name: self._param(name) for name in RuntimeSettings.__dataclass_fields__}
-        values.update(changes or {})
-        return RuntimeSettings(**values)
+    def _read_settings(self) -> RuntimeSettings:
+        return RuntimeSettings(**{name: self._param(name)
+                                  for name in RuntimeSettings.__dataclass_fields__})
 
     @staticmethod
-    def _validate_settings(settings: RuntimeSettings) -> None:
+    def _settings_problem(settings: RuntimeSettings) -> str:
+        """Why ``settings`` cannot be used, or '' (shared by start-up and run-time changes)."""
         if settings.output_encoding not in ('',) + OUTPUT_ENCODINGS:
-            raise StartupError(f'output_encoding must be empty or one of {OUTPUT_ENCODINGS}, '
-                               f'got {settings.output_encoding!r}')
+            return (f'output_encoding must be empty or one of {OUTPUT_ENCODINGS}, got '
+                    f'{settings.output_encoding!r}')
         if settings.normalization not in NORMALIZATION_MODES:
-            raise StartupError(f'normalization must be one of {NORMALIZATION_MODES}, got '
-                               f'{settings.normalization!r}')
+            return (f'normalization must be one of {NORMALIZATION_MODES}, got '
+                    f'{settings.normalization!r}')
         if settings.tile_size and settings.tile_size <= 2 * settings.tile_overlap:
-            raise StartupError(f'tile_size {settings.tile_size} must be 0 or more than twice '
-                               f'tile_overlap {settings.tile_overlap}')
+            return (f'tile_size {settings.tile_size} must be 0 or more than twice tile_overlap '
+                    f'{settings.tile_overlap}')
+        return ''
 
     def _load_model(self) -> DepthSuperResolver:
         reliability = self._param('input_reliability')
@@ -353,11 +356,10 @@ class DepthSuperResolutionNode(Node):
                    if p.name in RuntimeSettings.__dataclass_fields__}
         if not changes:
             return SetParametersResult(successful=True)
-        try:
-            settings = replace(self._settings, **changes)
-            self._validate_settings(settings)
-        except (StartupError, TypeError) as error:
-            return SetParametersResult(successful=False, reason=str(error))
+        settings = replace(self._settings, **changes)
+        problem = self._settings_problem(settings)
+        if problem:
+            return SetParametersResult(successful=False, reason=problem)
         self._settings = settings
         return SetParametersResult(successful=True)
 
