@@ -62,9 +62,6 @@ def save_checkpoint(path: PathLike, model: DSRNet, *,
     plain Python data so the file stays loadable with ``weights_only=True``.
     """
     path = Path(path)
-    for name, value in (('normalization', normalization), ('provenance', provenance),
-                        ('metrics', metrics), ('config', config)):
-        _check_plain_data(value, name)
     state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
     payload = {
         'format': CHECKPOINT_FORMAT,
@@ -160,29 +157,6 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = 'cp
     metadata = {key: value for key, value in payload.items() if key != 'state_dict'}
     metadata['path'] = os.fspath(path)
     return model, metadata
-
-
-def _check_plain_data(value: Any, where: str) -> None:
-    """Refuse what ``torch.load(weights_only=True)`` would refuse (numpy scalars, Paths...).
-
-    Saving such a value succeeds but yields a file that no node can load, so fail here, naming
-    the entry, instead of at deployment.
-    """
-    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
-        return
-    if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_plain_data(item, f'{where}[{index}]')
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, (str, int)):
-                raise TypeError(f'{where}: key {key!r} must be a str or int')
-            _check_plain_data(item, f'{where}[{key!r}]')
-        return
-    raise TypeError(f'{where} is a {type(value).__module__}.{type(value).__qualname__}; '
-                    'checkpoints hold plain Python data only (convert with float(), int(), '
-                    'str() or .tolist())')
 
 
 def _informative_line(message: str) -> str:
