@@ -282,3 +282,12 @@ def test_export_scores_middlebury_against_bicubic(tmp_path):
     assert set(metrics['mad']) == {'art', 'books', 'dolls', 'laundry', 'moebius', 'reindeer'}
     assert metrics['bicubic_mad']['art'] == pytest.approx(1.170, abs=0.001)
     assert metrics['mean_mad'] == pytest.approx(np.mean(list(metrics['mad'].values())))
+
+
+@pytest.mark.parametrize('path', sorted((REPO / 'training' / 'configs').glob('*.yaml')),
+                         ids=lambda p: p.stem)
+def test_every_shipped_config_is_valid(path):
+    config = load_config(path)
+    assert config['name'] == path.stem
+    assert config['data']['patch_size'] % config['scale'] == 0
+    assert config['data']['val'], 'held-out data is needed for roles and model selection'
