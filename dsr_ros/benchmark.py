@@ -41,7 +41,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -50,6 +51,7 @@ import torch
 from torch import nn
 
 from dsr_ros.checkpoint import load_checkpoint, save_checkpoint
+from dsr_ros.cpu_tuning import malloc_env, omp_env, tune_malloc
 from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.networks import DSRNet
 
@@ -63,6 +65,9 @@ MARKDOWN_NAME = 'benchmark.md'
 NODE_OUTPUT_TOPIC = 'depth_sr/image_raw'
 NODE_INPUT_TOPIC = 'depth/image_raw'
 NODE_INFO_TOPIC = 'depth/camera_info'
+#: Process settings compared in fresh node processes (see dsr_ros.cpu_tuning).
+PROCESS_OPTIONS = ('malloc', 'omp-passive')
+PROCESS_LABELS = {'malloc': 'glibc malloc thresholds', 'omp-passive': 'OMP_WAIT_POLICY=PASSIVE'}
 
 
 # ---------------------------------------------------------------------------- scene
@@ -237,31 +242,72 @@ def summarize(seconds: Sequence[float]) -> Dict[str, float]:
             'min_ms': float(values.min()), 'fps': 1e3 / median if median > 0 else float('inf')}
 
 
-def _time_calls(fn: Callable[[], Any], sync: Callable[[], None], *, warmup: int,
-                max_frames: int, budget_s: float, min_frames: int = 3) -> List[float]:
-    """Per-call wall times after ``warmup`` calls, stopping at ``max_frames`` or the budget.
+@dataclass
+class _Timed:
+    """One thing to time: a no-argument callable and what its calls cost."""
 
-    When one warm-up call already takes half the budget (the 2560x1920 outputs on a small
-    CPU), two timed frames are accepted so the default run stays within minutes.
+    name: str
+    fn: Callable[[], Any]
+    threads: int
+    seconds: List[float] = field(default_factory=list)
+    sys_s: float = 0.0
+    minor_faults: int = 0
+    memory: Optional['_PeakMemory'] = None
+    error: Optional[str] = None
+
+
+def _time_round_robin(items: List[_Timed], device: torch.device, *, warmup: int,
+                      max_frames: int, budget_s: float, min_frames: int = 3) -> None:
+    """Warm each item up (measuring its peak memory there), then time them in turns.
+
+    Interleaving A, B, A, B... instead of A, A, ..., B, B... makes the ratios between options
+    robust to load that comes and goes (a shared machine, thermal limits): a slow spell hits
+    every option alike. Stops at ``max_frames`` each, or after ``budget_s`` per item once every
+    item has ``min_frames`` (2 when one warm-up call alone took half the budget, so that
+    2560x1920 outputs on a small CPU keep the run within minutes). Kernel time and minor page
+    faults per call are recorded too: they expose allocator costs (see dsr_ros.cpu_tuning).
     """
-    warm_start = time.perf_counter()
-    for _ in range(warmup):
-        fn()
-        sync()
-    warm_each = (time.perf_counter() - warm_start) / max(warmup, 1)
-    if warm_each > budget_s / 2:
+    import resource
+
+    sync = _sync_for(device)
+    default_threads = torch.get_num_threads()
+    slowest_warmup = 0.0
+    for item in items:
+        torch.set_num_threads(item.threads or default_threads)
+        try:
+            with _PeakMemory(device) as memory:
+                started = time.perf_counter()
+                for _ in range(max(warmup, 1)):
+                    item.fn()
+                    sync()
+            slowest_warmup = max(slowest_warmup, (time.perf_counter() - started) /
+                                 max(warmup, 1))
+            item.memory = memory
+        except Exception as error:  # noqa: BLE001 - an option that fails is a result
+            item.error = f'{type(error).__name__}: {error}'[:500]
+        finally:
+            torch.set_num_threads(default_threads)
+    live = [item for item in items if item.error is None]
+    if slowest_warmup > budget_s / 2:
         min_frames = min(min_frames, 2)
     min_frames = max(1, min(min_frames, max_frames))
-    times: List[float] = []
     start = time.perf_counter()
-    while len(times) < max_frames:
-        begin = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - begin)
-        if len(times) >= min_frames and time.perf_counter() - start > budget_s:
+    while live:
+        for item in live:
+            torch.set_num_threads(item.threads or default_threads)
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            begin = time.perf_counter()
+            item.fn()
+            sync()
+            item.seconds.append(time.perf_counter() - begin)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            item.sys_s += after.ru_stime - before.ru_stime
+            item.minor_faults += after.ru_minflt - before.ru_minflt
+        torch.set_num_threads(default_threads)
+        done = min(len(item.seconds) for item in live)
+        if done >= max_frames or (done >= min_frames and
+                                  time.perf_counter() - start > budget_s * len(live)):
             break
-    return times
 
 
 # ---------------------------------------------------------------------------- variants
@@ -275,6 +321,9 @@ class Variant:
     compile: bool = False
     cuda_graph: bool = False
     tile_size: int = 0
+    #: process settings of dsr_ros.cpu_tuning: '', 'malloc' or 'omp-passive' (node runs in
+    #: fresh processes; 'malloc' also for the bare net at the end of a run)
+    process: str = ''
 
     def label(self) -> str:
         parts = [self.precision, 'NHWC' if self.channels_last else 'NCHW']
@@ -286,6 +335,8 @@ class Variant:
             parts.append('cudagraph')
         if self.tile_size:
             parts.append(f'tile{self.tile_size}')
+        if self.process:
+            parts.append(self.process)
         return ' '.join(parts)
 
 
@@ -307,21 +358,6 @@ class Case:
     @property
     def out_size(self) -> Tuple[int, int]:
         return self.width * self.scale, self.height * self.scale
-
-
-class _ThreadsSetting:
-    """Temporarily change ``torch.set_num_threads`` (0 keeps the current setting)."""
-
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self.previous = torch.get_num_threads()
-
-    def __enter__(self) -> None:
-        if self.threads:
-            torch.set_num_threads(self.threads)
-
-    def __exit__(self, *exc: Any) -> None:
-        torch.set_num_threads(self.previous)
 
 
 def _prepare_model(model: DSRNet, device: torch.device, variant: Variant) -> nn.Module:
@@ -388,35 +424,92 @@ def _sync_for(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def measure_model(case: Case, variant: Variant, opts: argparse.Namespace) -> Dict[str, Any]:
-    """Time the bare forward of one variant; returns a result record."""
-    with _ThreadsSetting(variant.threads):
-        fn, info = _model_callable(case.model, case.device, variant, case.height, case.width)
-        with _PeakMemory(case.device) as memory:
-            times = _time_calls(fn, _sync_for(case.device), warmup=opts.warmup,
-                                max_frames=opts.frames, budget_s=opts.budget)
-    record = _record(case, 'model', variant, summarize(times), memory)
-    record.update(info)
-    return record
+def _in_worker_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` in a fresh thread and return its result (re-raising its error).
+
+    The node runs inference in a worker thread, so the benchmark does too. It matters: with
+    GNU OpenMP the pool of the *main* thread spins between parallel regions, and on a busy
+    machine (measured here with a 2-thread training job beside us) the main thread ran the
+    lite net 2.5x slower at 160x120 and 12x slower at 32x24 than a worker thread did.
+    """
+    result: List[Any] = []
+    failure: List[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(fn(*args))
+        except BaseException as error:  # noqa: BLE001 - handed back to the caller
+            failure.append(error)
+    thread = threading.Thread(target=target, name='dsr_bench_worker')
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
-def measure_wrapper(case: Case, variant: Variant, frame: np.ndarray,
-                    opts: argparse.Namespace) -> Tuple[Dict[str, Any], np.ndarray]:
-    """Time :meth:`DepthSuperResolver.run` on a uint16 frame; returns the record and output."""
-    with _ThreadsSetting(variant.threads):
+def measure_models(case: Case, variants: List[Variant], opts: argparse.Namespace
+                   ) -> List[Dict[str, Any]]:
+    """Time the bare forward of several variants in turns; one record each."""
+    items, infos = [], []
+    for variant in variants:
+        info: Dict[str, Any] = {}
+        try:
+            fn, info = _model_callable(case.model, case.device, variant, case.height,
+                                       case.width)
+        except Exception as error:  # noqa: BLE001 - e.g. torch.compile without a compiler
+            fn = _raiser(error)
+        items.append(_Timed(variant.label(), fn, variant.threads))
+        infos.append(info)
+    _in_worker_thread(partial(_time_round_robin, items, case.device, warmup=opts.warmup,
+                              max_frames=opts.frames, budget_s=opts.budget))
+    records = []
+    for variant, item, info in zip(variants, items, infos):
+        record = _timed_record(case, 'model', variant, item)
+        record.update(info)
+        records.append(record)
+    return records
+
+
+def measure_wrappers(case: Case, variants: List[Variant], frame: np.ndarray,
+                     opts: argparse.Namespace
+                     ) -> Tuple[List[Dict[str, Any]], Dict[str, np.ndarray]]:
+    """Time :meth:`DepthSuperResolver.run` on a uint16 frame per variant, in turns.
+
+    Returns the records and each variant's output (for the precision comparison).
+    """
+    items, outputs = [], {}
+    for variant in variants:
         resolver = DepthSuperResolver(copy.deepcopy(case.model), None,
                                       device=str(case.device), precision=variant.precision,
                                       channels_last=variant.channels_last,
                                       tile_size=variant.tile_size,
                                       tile_overlap=min(8, max(variant.tile_size // 4, 0)))
-        output: List[np.ndarray] = []
 
-        def run() -> None:
-            output[:] = [resolver.run(frame)]
-        with _PeakMemory(case.device) as memory:
-            times = _time_calls(run, lambda: None, warmup=opts.warmup,
-                                max_frames=opts.frames, budget_s=opts.budget)
-    return _record(case, 'wrapper', variant, summarize(times), memory), output[0]
+        def run(resolver: DepthSuperResolver = resolver, label: str = variant.label()) -> None:
+            outputs[label] = resolver.run(frame)
+        items.append(_Timed(variant.label(), run, variant.threads))
+    _in_worker_thread(partial(_time_round_robin, items, case.device, warmup=opts.warmup,
+                              max_frames=opts.frames, budget_s=opts.budget))
+    records = [_timed_record(case, 'wrapper', variant, item)
+               for variant, item in zip(variants, items)]
+    return records, outputs
+
+
+def _raiser(error: Exception) -> Callable[[], Any]:
+    def fail() -> Any:
+        raise error
+    return fail
+
+
+def _timed_record(case: Case, stage: str, variant: Variant, item: _Timed) -> Dict[str, Any]:
+    if item.error is not None or not item.seconds:
+        return {'case': case.key, 'stage': stage, 'variant': variant.label(),
+                'error': item.error or 'no frames timed'}
+    record = _record(case, stage, variant, summarize(item.seconds), item.memory)
+    record['sys_ms_per_frame'] = item.sys_s * 1e3 / len(item.seconds)
+    record['minor_faults_per_frame'] = item.minor_faults / len(item.seconds)
+    return record
 
 
 def _record(case: Case, stage: str, variant: Variant, stats: Dict[str, float],
@@ -428,7 +521,8 @@ def _record(case: Case, stage: str, variant: Variant, stats: Dict[str, float],
         'stage': stage, 'variant': variant.label(), 'precision': variant.precision,
         'channels_last': variant.channels_last, 'threads': variant.threads or
         torch.get_num_threads(), 'compile': variant.compile, 'cuda_graph': variant.cuda_graph,
-        'tile_size': variant.tile_size, 'gflop_per_frame': flops / 1e9,
+        'tile_size': variant.tile_size, 'process': variant.process,
+        'gflop_per_frame': flops / 1e9,
     }
     record.update(stats)
     median_s = stats.get('median_ms', float('nan')) / 1e3
@@ -590,12 +684,16 @@ class NodeBench:
         for name, value in params.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             command += ['-p', f'{name}:={text}']
-        log_path = log_dir / f'node_{case.device.type}_x{case.scale}_{case.width}x' \
-                             f'{case.height}_{variant.precision}.log'
+        log_path = log_dir / (f'node_{case.device.type}_x{case.scale}_{case.width}x'
+                              f'{case.height}_{variant.label().replace(" ", "_")}.log')
         image, info = self._messages(frame, case.scale)
         with open(log_path, 'w', encoding='utf-8') as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                       env=os.environ.copy())
+            env = os.environ.copy()
+            if 'malloc' in variant.process:
+                env.update(malloc_env())
+            if 'omp-passive' in variant.process:
+                env.update(omp_env())
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
             self._start_spinning()
             try:
                 return self._measure(case, variant, process, image, info, expected_s,
@@ -653,7 +751,7 @@ class NodeBench:
                latency_s: float) -> Dict[str, Any]:
         """Publish at twice the lockstep rate (capped) so the node must drop stale frames."""
         rate = min(self.opts.node_rate, 2.0 / max(latency_s, 1e-3))
-        duration = max(self.opts.budget, 4.0 * latency_s)
+        duration = max(self.opts.budget, 3.0 * latency_s)
         with self._lock:
             self._arrivals.clear()
         sent: List[int] = []
@@ -805,9 +903,13 @@ def _ratio(records: List[Dict[str, Any]], name: str, case: Case, slow: Variant, 
     base, other = find(slow), find(fast)
     if base is None or other is None:
         return None
+    if 'median_ms' not in base or 'median_ms' not in other:
+        return None
     row = {'case': case.key, 'option': name, 'stage': stage, 'baseline': slow.label(),
            'option_variant': fast.label(), 'baseline_ms': base['median_ms'],
            'option_ms': other['median_ms'], 'speedup': base['median_ms'] / other['median_ms']}
+    if stage == 'node_flood' and base.get('fps') and other.get('fps'):
+        row['speedup'] = other['fps'] / base['fps']  # sustained output rate, not latency
     if base.get('peak_mem_delta_mb') is not None and other.get('peak_mem_delta_mb') is not None:
         row['baseline_mem_mb'] = base['peak_mem_delta_mb']
         row['option_mem_mb'] = other['peak_mem_delta_mb']
@@ -816,83 +918,131 @@ def _ratio(records: List[Dict[str, Any]], name: str, case: Case, slow: Variant, 
     return row
 
 
+def _preferred_precision(device: torch.device, precisions: List[str]) -> str:
+    """The precision expected to be fastest, chosen before measuring so that the option
+    ablations can run interleaved with the main rows (the measured fastest drives the node)."""
+    order = ('fp16', 'bf16', 'fp32') if device.type == 'cuda' else ('bf16', 'fp32')
+    for precision in order:
+        if precision in precisions:
+            return precision
+    return precisions[0]
+
+
 def run_case(case: Case, opts: argparse.Namespace, precisions: List[str], ablate: bool,
              node: Optional[NodeBench], out_dir: Path) -> Dict[str, Any]:
     """All measurements of one device/scale/size; returns records, ratios and accuracy."""
     log = _logger(opts)
     frame = synthetic_depth(case.height, case.width, seed=1)
     case.macs = count_conv_macs(case.model, case.height, case.width)
-    records: List[Dict[str, Any]] = []
-    ratios: List[Dict[str, Any]] = []
-    outputs: Dict[str, np.ndarray] = {}
-    base_threads = opts.threads
-    main_variants = [Variant(precision, True, base_threads) for precision in precisions]
-    for variant in main_variants:
-        log(f'{case.key}: model {variant.label()}')
-        records.append(measure_model(case, variant, opts))
-        log(f'{case.key}: wrapper {variant.label()}')
-        record, outputs[variant.precision] = measure_wrapper(case, variant, frame, opts)
-        records.append(record)
-    fastest = min(main_variants, key=lambda v: _median(records, 'model', v))
-    fp32 = Variant('fp32', True, base_threads)
-    extra: List[Tuple[str, Variant, Variant, str]] = []
+    notes: List[str] = []
+    threads = opts.threads
+    preferred = _preferred_precision(case.device, precisions)
+    huge = opts.huge_pixels and case.width * case.height * case.scale ** 2 > opts.huge_pixels
+    if huge:
+        precisions = [preferred]
+        ablate = False
+        notes.append(f'{case.key}: output above --huge-pixels {opts.huge_pixels:g}, so only '
+                     f'{preferred}, no option ablations, and as few frames as the budget '
+                     'allows')
+    main_variants = [Variant(precision, True, threads) for precision in precisions]
+    best = Variant(preferred, True, threads)
+    fp32 = Variant('fp32', True, threads)
+    pairs: List[Tuple[str, Variant, Variant]] = [
+        (precision, fp32, Variant(precision, True, threads))
+        for precision in precisions if precision != 'fp32' and 'fp32' in precisions]
     if ablate:
-        extra.append(('channels_last', Variant('fp32', False, base_threads), fp32, 'model'))
+        pairs.append(('channels_last', Variant('fp32', False, threads), fp32))
         if case.device.type == 'cpu' and torch.get_num_threads() > 1:
-            one = Variant(fastest.precision, True, 1)
-            extra.append((f'threads {torch.get_num_threads()} vs 1', one,
-                          Variant(fastest.precision, True, base_threads), 'model'))
+            pairs.append((f'threads {torch.get_num_threads()} vs 1',
+                          Variant(preferred, True, 1), best))
         if opts.compile:
-            extra.append(('torch.compile', fastest,
-                          Variant(fastest.precision, True, base_threads, compile=True),
-                          'model'))
+            pairs.append(('torch.compile', best, Variant(preferred, True, threads,
+                                                         compile=True)))
         if case.device.type == 'cuda' and opts.cuda_graphs:
-            extra.append(('CUDA graph', fastest,
-                          Variant(fastest.precision, True, base_threads, cuda_graph=True),
-                          'model'))
-    for name, slow, fast, stage in extra:
-        for variant in (slow, fast):
-            if any(r['variant'] == variant.label() and r['stage'] == stage for r in records):
-                continue
-            log(f'{case.key}: {stage} {variant.label()}')
-            try:
-                records.append(measure_model(case, variant, opts))
-            except Exception as error:  # noqa: BLE001 - an option that fails is a result
-                records.append({'case': case.key, 'stage': stage, 'variant': variant.label(),
-                                'error': f'{type(error).__name__}: {error}'[:500]})
-                log(f'{case.key}: {variant.label()} failed: {error}')
-    for name, slow, fast, stage in extra:
+            pairs.append(('CUDA graph', best, Variant(preferred, True, threads,
+                                                      cuda_graph=True)))
+    model_variants = list(main_variants)
+    for _, slow, fast in pairs:
+        model_variants += [v for v in (slow, fast) if v not in model_variants]
+    log(f'{case.key}: model {", ".join(v.label() for v in model_variants)}')
+    records = measure_models(case, model_variants, opts)
+    timed = [v for v in main_variants if _median(records, 'model', v) < float('inf')]
+    fastest = min(timed, key=lambda v: _median(records, 'model', v)) if timed else best
+    wrapper_variants = list(main_variants)
+    if opts.tile_size and max(case.width, case.height) > opts.tile_size and (
+            case.width * case.height >= opts.tile_min_pixels):
+        tiled = Variant(fastest.precision, True, threads, tile_size=opts.tile_size)
+        wrapper_variants.append(tiled)
+        pairs.append((f'tiling {opts.tile_size}', fastest, tiled))
+    log(f'{case.key}: wrapper {", ".join(v.label() for v in wrapper_variants)}')
+    wrapper_records, outputs = measure_wrappers(case, wrapper_variants, frame, opts)
+    records += wrapper_records
+    ratios = []
+    for name, slow, fast in pairs:
+        stage = 'wrapper' if fast.tile_size else 'model'
         row = _ratio(records, name, case, slow, fast, stage)
         if row:
             ratios.append(row)
-    for precision in precisions:
-        if precision != 'fp32':
-            row = _ratio(records, precision, case, fp32, Variant(precision, True, base_threads))
-            if row:
-                ratios.append(row)
-    if opts.tile_size and max(case.width, case.height) > opts.tile_size and (
-            ablate or case.width * case.height >= opts.tile_min_pixels):
-        tiled = Variant(fastest.precision, True, base_threads, tile_size=opts.tile_size)
-        log(f'{case.key}: wrapper {tiled.label()}')
-        records.append(measure_wrapper(case, tiled, frame, opts)[0])
-        row = _ratio(records, f'tiling {opts.tile_size}', case, fastest, tiled, 'wrapper')
-        if row:
-            ratios.append(row)
     if node is not None:
-        log(f'{case.key}: node {fastest.label()}')
-        try:
-            records.extend(node.run_case(case, fastest, frame,
-                                         _median(records, 'model', fastest) / 1e3, out_dir))
-        except Exception as error:  # noqa: BLE001 - report and carry on with other cases
-            records.append({'case': case.key, 'stage': 'node_lockstep',
-                            'variant': fastest.label(),
-                            'error': f'{type(error).__name__}: {error}'[:500]})
-            log(f'{case.key}: node failed: {error}')
+        records += _node_records(case, node, fastest, frame, records, opts, out_dir, log,
+                                 ablate)
     for record in records:
         record.setdefault('case', case.key)
     _add_stage_ratios(records)
-    return {'records': records, 'ratios': ratios, 'accuracy': _accuracy(case, outputs, frame),
-            'fastest': fastest.label()}
+    if ablate and opts.process_options and case.device.type == 'cpu':
+        for process in PROCESS_OPTIONS:
+            for stage in ('node_lockstep', 'node_flood'):
+                row = _ratio(records, f'{PROCESS_LABELS[process]} ({stage})', case, fastest,
+                             replace(fastest, process=process), stage)
+                if row:
+                    ratios.append(row)
+    by_precision = {v.precision: outputs[v.label()] for v in main_variants
+                    if v.label() in outputs}
+    return {'records': records, 'ratios': ratios, 'notes': notes,
+            'accuracy': _accuracy(case, by_precision, frame), 'fastest': fastest}
+
+
+def _node_records(case: Case, node: NodeBench, fastest: Variant, frame: np.ndarray,
+                  records: List[Dict[str, Any]], opts: argparse.Namespace, out_dir: Path,
+                  log: Callable[[str], None], ablate: bool) -> List[Dict[str, Any]]:
+    """The node runs of a case: the fastest variant, plus on ablation cases each process
+    setting of dsr_ros.cpu_tuning (a fresh process is the only clean way to compare them)."""
+    runs = [fastest]
+    if ablate and opts.process_options and case.device.type == 'cpu':
+        runs += [replace(fastest, process=process) for process in PROCESS_OPTIONS]
+    results: List[Dict[str, Any]] = []
+    for variant in runs:
+        log(f'{case.key}: node {variant.label()}')
+        try:
+            results += node.run_case(case, variant, frame,
+                                     _median(records, 'model', fastest) / 1e3, out_dir)
+        except Exception as error:  # noqa: BLE001 - report and carry on with other cases
+            results.append({'case': case.key, 'stage': 'node_lockstep',
+                            'variant': variant.label(),
+                            'error': f'{type(error).__name__}: {error}'[:500]})
+            log(f'{case.key}: node failed: {error}')
+    return results
+
+
+def measure_malloc_tuning(cases: List[Tuple[Case, Variant]], opts: argparse.Namespace
+                          ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """Re-time the bare net of ``cases`` after :func:`dsr_ros.cpu_tuning.tune_malloc`.
+
+    Runs last because the setting cannot be undone in this process; the baseline was timed
+    earlier in the run, so this ratio is sequential, not interleaved (the node comparison,
+    in fresh processes, is the cleaner one).
+    """
+    if not cases or not tune_malloc():
+        return [], []
+    records, ratios = [], []
+    for case, variant in cases:
+        tuned = replace(variant, process='malloc')
+        new = measure_models(case, [tuned], opts)
+        records += new
+        row = _ratio(case.records + new, PROCESS_LABELS['malloc'], case, variant, tuned)
+        if row:
+            ratios.append(row)
+    return records, ratios
 
 
 def _median(records: List[Dict[str, Any]], stage: str, variant: Variant) -> float:
@@ -906,13 +1056,16 @@ def _add_stage_ratios(records: List[Dict[str, Any]]) -> None:
     """wrapper/model and node/model for the same variant (latency ratios, 1.0 = no overhead)."""
     models = {r['variant']: r for r in records if r['stage'] == 'model' and 'median_ms' in r}
     for record in records:
-        model = models.get(record.get('variant', ''))
-        if model is None or record['stage'] == 'model':
+        if record['stage'] == 'model':
             continue
+        label = record.get('variant', '')
+        if record.get('process'):
+            label = label.replace(f' {record["process"]}', '')
         if record.get('tile_size'):
-            model = models.get(record['variant'].replace(f' tile{record["tile_size"]}', ''))
-            if model is None:
-                continue
+            label = label.replace(f' tile{record["tile_size"]}', '')
+        model = models.get(label)
+        if model is None:
+            continue
         if 'median_ms' in record:
             record['ratio_to_model'] = record['median_ms'] / model['median_ms']
         if record['stage'] == 'node_flood' and record.get('fps'):
@@ -983,6 +1136,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
         rows = [r for r in records if r['case'] == key]
         for model in (r for r in rows if r['stage'] == 'model' and not r.get('compile')
                       and not r.get('cuda_graph') and r.get('channels_last')
+                      and not r.get('process')
                       and 'median_ms' in r and r.get('threads') == report['threads']):
             same = {r['stage']: r for r in rows if r.get('variant') == model['variant']}
             wrapper = same.get('wrapper', {})
@@ -1078,6 +1232,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help='LR tile for the tiling row (0 = none); measured on the ablation '
                         'size and on cases of at least --tile-min-pixels LR pixels')
     parser.add_argument('--tile-min-pixels', type=int, default=320 * 240)
+    parser.add_argument('--huge-pixels', type=float, default=4e6,
+                        help='outputs with more pixels run only the preferred precision, '
+                        'without option ablations (0 = no limit)')
+    parser.add_argument('--process-options', action=argparse.BooleanOptionalAction,
+                        default=sys.platform.startswith('linux'),
+                        help='measure the process settings of dsr_ros.cpu_tuning (glibc malloc '
+                        'thresholds, OMP_WAIT_POLICY=PASSIVE) on the ablation size: node in '
+                        'fresh processes, and malloc for the bare net at the end of the run')
     parser.add_argument('--compile', action='store_true',
                         help='also measure torch.compile (tens of seconds per shape on CPU)')
     parser.add_argument('--cuda-graphs', action=argparse.BooleanOptionalAction, default=True,
@@ -1131,6 +1293,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         if not opts.compile:
             notes.append('torch.compile: not measured (pass --compile; inductor needs tens '
                          'of seconds per input shape on a 2-core CPU)')
+        tuning_cases: List[Tuple[Case, Variant]] = []
         try:
             for device in devices:
                 precisions = _precisions_for(device, opts.precisions, notes)
@@ -1138,13 +1301,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                     for width, height in opts.sizes:
                         model, path = models[scale]
                         case = Case(device, scale, width, height, model, path)
-                        result = run_case(case, opts, precisions,
-                                          (width, height) == tuple(ablation_size), node,
-                                          out_dir)
+                        ablate = (width, height) == tuple(ablation_size)
+                        result = run_case(case, opts, precisions, ablate, node, out_dir)
+                        case.records = result['records']
+                        if ablate and device.type == 'cpu':
+                            tuning_cases.append((case, result['fastest']))
                         report['cases'].append(case.key)
-                        for name in ('records', 'ratios', 'accuracy'):
+                        for name in ('records', 'ratios', 'accuracy', 'notes'):
                             report[name].extend(result[name])
                         _write(report, out_dir)
+            if opts.process_options and tuning_cases:
+                _logger(opts)('bare net again with glibc malloc tuning (last: it cannot be '
+                              'undone in this process)')
+                records, ratios = measure_malloc_tuning(tuning_cases, opts)
+                report['records'] += records
+                report['ratios'] += ratios
         finally:
             if node is not None:
                 node.close()

@@ -7,6 +7,8 @@ stage runs, the JSON carries what the README table is made from, and the FLOP co
 import importlib.util
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ import torch
 
 from dsr_ros.benchmark import (JSON_NAME, LITE_ARCH, MARKDOWN_NAME, build_models,
                                count_conv_macs, main, parse_size, synthetic_depth)
+from dsr_ros.cpu_tuning import malloc_env, omp_env, tune_malloc
 from dsr_ros.networks import DSRNet
 
 RECORD_FIELDS = ('case', 'device', 'scale', 'lr_size', 'hr_size', 'stage', 'variant',
@@ -35,8 +38,9 @@ def tiny_weights(tmp_path_factory):
 
 
 def test_benchmark_without_node_writes_all_fields(tmp_path, capsys, tiny_weights):
-    main(TINY + ['--scales', '4', '8', '--no-node', '--tile-size', '8', '--weights',
-                 str(tiny_weights), '--out', str(tmp_path)])
+    main(TINY + ['--scales', '4', '8', '--no-node', '--no-process-options', '--tile-size', '8',
+                 '--tile-min-pixels', '1', '--weights', str(tiny_weights), '--out',
+                 str(tmp_path)])
     printed = capsys.readouterr().out
     assert '| case | output | variant |' in printed and '### Speed options' in printed
     assert (tmp_path / MARKDOWN_NAME).read_text().strip() == printed.strip()
@@ -87,7 +91,7 @@ def test_without_weights_the_lite_architecture_is_used_and_said(tmp_path, monkey
                     reason='dsr_ros.node not present')
 def test_benchmark_through_the_node(tmp_path, tiny_weights):
     main(TINY + ['--scales', '4', '--weights', str(tiny_weights), '--precisions', 'fp32',
-                 '--tile-size', '0', '--frames', '3', '--budget', '0.5',
+                 '--tile-size', '0', '--frames', '3', '--budget', '0.5', '--no-process-options',
                  '--node-startup-timeout', '60', '--out', str(tmp_path)])
     report = _load(tmp_path)
     node = {r['stage']: r for r in report['records'] if r['stage'].startswith('node')}
@@ -123,3 +127,18 @@ def test_parse_size():
     assert parse_size('160x120') == (160, 120)
     with pytest.raises(Exception):
         parse_size('160')
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc settings')
+def test_cpu_tuning_applies_in_a_fresh_process():
+    # A child process: the settings are process-wide and cannot be undone.
+    code = ('from dsr_ros.cpu_tuning import tune_malloc; import torch; ok = tune_malloc(); '
+            'torch.ones(64, 1024, 1024).sum(); print(ok)')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == 'True'
+    assert malloc_env()['MALLOC_ARENA_MAX'] == '1'
+    assert omp_env() == {'OMP_WAIT_POLICY': 'PASSIVE'}
+    with pytest.raises(ValueError):
+        tune_malloc(0)
