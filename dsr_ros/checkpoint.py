@@ -24,8 +24,8 @@ import torch
 
 from dsr_ros.networks import DSRNet, SUPPORTED_SCALES
 
-__all__ = ['CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION', 'load_checkpoint',
-           'read_checkpoint', 'save_checkpoint', 'build_model']
+__all__ = ['CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION', 'atomic_torch_save',
+           'build_model', 'load_checkpoint', 'read_checkpoint', 'save_checkpoint']
 
 CHECKPOINT_FORMAT = 'dsr_ros.dsrnet/1'
 REQUIRED_KEYS = ('format', 'arch', 'scale', 'normalization', 'state_dict')
@@ -73,16 +73,22 @@ def save_checkpoint(path: PathLike, model: DSRNet, *,
         'metrics': _plain(dict(metrics or {})),
         'config': _plain(dict(config or {})),
     }
+    atomic_torch_save(payload, path)
+    return path
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> None:
+    """``torch.save`` to a temp file and rename: a crash mid-write keeps the old file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
     os.close(handle)
     try:
-        torch.save(payload, tmp_name)
+        torch.save(obj, tmp_name)
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
-    return path
 
 
 def read_checkpoint(path: PathLike) -> Dict[str, Any]:

@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from dsr_ros.checkpoint import save_checkpoint
+from dsr_ros.checkpoint import atomic_torch_save, save_checkpoint
 from dsr_ros.inference import resolve_device
 from dsr_ros.networks import DSRNet
 from training import losses
@@ -412,7 +412,7 @@ class Trainer:
 
     def save_state(self, path: Path) -> None:
         """Atomic write: a run killed while saving keeps the previous good state."""
-        _atomic_torch_save(self.state_dict(), path)
+        atomic_torch_save(self.state_dict(), path)
 
     def load_state(self, path: Path, fork: bool = False) -> None:
         """Restore a state written by :meth:`save_state`.
@@ -534,18 +534,6 @@ def _all_reduce_mean(values: Dict[str, float], world: int) -> Dict[str, float]:
     tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64)
     dist.all_reduce(tensor)
     return {k: float(v) / world for k, v in zip(keys, tensor.tolist())}
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
