@@ -12,8 +12,9 @@ One run measures, for every requested device, scale and LR input size,
   is measured, with latency from the input header stamp to receipt,
 
 plus speed options as ratios measured in the same run (channels_last, bf16, threads, tiling,
-optionally torch.compile, CUDA fp16 and CUDA graphs), the convolution FLOPs per frame and the
-achieved FLOP/s, and the bf16-vs-fp32 output difference. It prints Markdown tables and writes
+optionally torch.compile, CUDA fp16 and CUDA graphs; and, in fresh node processes, the process
+settings of :mod:`dsr_ros.cpu_tuning`), the convolution FLOPs per frame and the achieved
+FLOP/s, and the bf16-vs-fp32 output difference. It prints Markdown tables and writes
 ``benchmark.json`` and ``benchmark.md`` into ``--out``.
 
 Why several stages: the ratios wrapper/model and node/model show where time goes besides the
@@ -51,7 +52,7 @@ import torch
 from torch import nn
 
 from dsr_ros.checkpoint import load_checkpoint, save_checkpoint
-from dsr_ros.cpu_tuning import malloc_env, omp_env, tune_malloc
+from dsr_ros.cpu_tuning import malloc_env, omp_env
 from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.networks import DSRNet
 
@@ -321,8 +322,9 @@ class Variant:
     compile: bool = False
     cuda_graph: bool = False
     tile_size: int = 0
-    #: process settings of dsr_ros.cpu_tuning: '', 'malloc' or 'omp-passive' (node runs in
-    #: fresh processes; 'malloc' also for the bare net at the end of a run)
+    #: process settings of dsr_ros.cpu_tuning: '', 'malloc' or 'omp-passive'. Node runs only:
+    #: they need a fresh process (a thread keeps its malloc arena, libgomp reads its
+    #: environment once), so this process cannot compare them fairly.
     process: str = ''
 
     def label(self) -> str:
@@ -349,7 +351,6 @@ class Case:
     model: DSRNet
     weights_path: str
     macs: int = 0
-    records: List[Dict[str, Any]] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -628,7 +629,7 @@ class NodeBench:
             time.sleep(0.1)
         raise TimeoutError(f'the node did not subscribe to {NODE_INPUT_TOPIC}')
 
-    def _messages(self, frame: np.ndarray, scale: int) -> Tuple[Any, Any]:
+    def _messages(self, frame: np.ndarray) -> Tuple[Any, Any]:
         Image, CameraInfo = self._msgs
         height, width = frame.shape
         image = Image()
@@ -676,7 +677,7 @@ class NodeBench:
         params_file = Path(__file__).resolve().parents[1] / 'config' / 'dsr.yaml'
         if params_file.is_file():
             command += ['--params-file', str(params_file)]
-        params = {'weights_path': case.weights_path, 'device': case.device.type,
+        params = {'weights_path': case.weights_path, 'device': str(case.device),
                   'precision': variant.precision, 'half': variant.precision == 'fp16',
                   'channels_last': variant.channels_last,
                   'torch_threads': variant.threads or torch.get_num_threads(),
@@ -686,7 +687,7 @@ class NodeBench:
             command += ['-p', f'{name}:={text}']
         log_path = log_dir / (f'node_{case.device.type}_x{case.scale}_{case.width}x'
                               f'{case.height}_{variant.label().replace(" ", "_")}.log')
-        image, info = self._messages(frame, case.scale)
+        image, info = self._messages(frame)
         with open(log_path, 'w', encoding='utf-8') as log:
             env = os.environ.copy()
             if 'malloc' in variant.process:
@@ -762,8 +763,9 @@ class NodeBench:
             next_time += 1.0 / rate
             time.sleep(max(0.0, next_time - time.monotonic()))
         self._wait_for(sent[-1], 3.0 * latency_s + 2.0)
+        published = set(sent)
         with self._lock:
-            arrivals = {stamp: t for stamp, t in self._arrivals.items() if stamp in set(sent)}
+            arrivals = {stamp: t for stamp, t in self._arrivals.items() if stamp in published}
         received = sorted(arrivals.items(), key=lambda item: item[1])
         latencies = [(arrival - stamp) / 1e9 for stamp, arrival in received]
         if len(received) >= 2:
@@ -1024,27 +1026,6 @@ def _node_records(case: Case, node: NodeBench, fastest: Variant, frame: np.ndarr
     return results
 
 
-def measure_malloc_tuning(cases: List[Tuple[Case, Variant]], opts: argparse.Namespace
-                          ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """Re-time the bare net of ``cases`` after :func:`dsr_ros.cpu_tuning.tune_malloc`.
-
-    Runs last because the setting cannot be undone in this process; the baseline was timed
-    earlier in the run, so this ratio is sequential, not interleaved (the node comparison,
-    in fresh processes, is the cleaner one).
-    """
-    if not cases or not tune_malloc():
-        return [], []
-    records, ratios = [], []
-    for case, variant in cases:
-        tuned = replace(variant, process='malloc')
-        new = measure_models(case, [tuned], opts)
-        records += new
-        row = _ratio(case.records + new, PROCESS_LABELS['malloc'], case, variant, tuned)
-        if row:
-            ratios.append(row)
-    return records, ratios
-
-
 def _median(records: List[Dict[str, Any]], stage: str, variant: Variant) -> float:
     for record in records:
         if record['stage'] == stage and record['variant'] == variant.label():
@@ -1128,9 +1109,9 @@ def render_markdown(report: Dict[str, Any]) -> str:
         lines.append(f'- {note}')
     lines += ['', '### Stages (median ms / p95 ms, frames/s, peak memory MiB)', '',
               '| case | output | variant | GFLOP/frame | model ms | model fps | GFLOP/s '
-              '| model mem | wrapper ms | wrapper/model | node ms (lockstep) '
+              '| model kernel ms | model mem | wrapper ms | wrapper/model | node ms (lockstep) '
               '| node/model | node fps (flood) | node mem |',
-              '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+              '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     records = report['records']
     for key in report['cases']:
         rows = [r for r in records if r['case'] == key]
@@ -1147,6 +1128,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
                 f'| {key} | {hr} | {model["variant"]} | {_fmt(model["gflop_per_frame"])} '
                 f'| {_fmt(model["median_ms"])} / {_fmt(model["p95_ms"])} '
                 f'| {_fmt(model["fps"], 2)} | {_fmt(model["achieved_gflop_s"])} '
+                f'| {_fmt(model.get("sys_ms_per_frame"), 0)} '
                 f'| {_fmt(model.get("peak_mem_delta_mb"), 0)} '
                 f'| {_fmt(wrapper.get("median_ms"))} / {_fmt(wrapper.get("p95_ms"))} '
                 f'| {_fmt(wrapper.get("ratio_to_model"), 2)} '
@@ -1178,7 +1160,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
         lines += [f'- {r["case"]} {r["stage"]} {r["variant"]}: {r["error"]}' for r in errors]
     lines += ['', 'Memory: model/wrapper = peak RSS increase of this process during the '
               'measurement (CPU; CUDA: max_memory_allocated), node = peak RSS of the node '
-              'process. FLOPs = 2 x conv/deconv MACs.', '']
+              'process. FLOPs = 2 x conv/deconv MACs. Kernel ms = system CPU time per frame '
+              '(page faults of fresh activations; see dsr_ros.cpu_tuning).', '']
     return '\n'.join(lines)
 
 
@@ -1238,8 +1221,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--process-options', action=argparse.BooleanOptionalAction,
                         default=sys.platform.startswith('linux'),
                         help='measure the process settings of dsr_ros.cpu_tuning (glibc malloc '
-                        'thresholds, OMP_WAIT_POLICY=PASSIVE) on the ablation size: node in '
-                        'fresh processes, and malloc for the bare net at the end of the run')
+                        'thresholds, OMP_WAIT_POLICY=PASSIVE) on the ablation size, in fresh '
+                        'node processes (needs --node)')
     parser.add_argument('--compile', action='store_true',
                         help='also measure torch.compile (tens of seconds per shape on CPU)')
     parser.add_argument('--cuda-graphs', action=argparse.BooleanOptionalAction, default=True,
@@ -1293,7 +1276,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         if not opts.compile:
             notes.append('torch.compile: not measured (pass --compile; inductor needs tens '
                          'of seconds per input shape on a 2-core CPU)')
-        tuning_cases: List[Tuple[Case, Variant]] = []
         try:
             for device in devices:
                 precisions = _precisions_for(device, opts.precisions, notes)
@@ -1303,19 +1285,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                         case = Case(device, scale, width, height, model, path)
                         ablate = (width, height) == tuple(ablation_size)
                         result = run_case(case, opts, precisions, ablate, node, out_dir)
-                        case.records = result['records']
-                        if ablate and device.type == 'cpu':
-                            tuning_cases.append((case, result['fastest']))
                         report['cases'].append(case.key)
                         for name in ('records', 'ratios', 'accuracy', 'notes'):
                             report[name].extend(result[name])
                         _write(report, out_dir)
-            if opts.process_options and tuning_cases:
-                _logger(opts)('bare net again with glibc malloc tuning (last: it cannot be '
-                              'undone in this process)')
-                records, ratios = measure_malloc_tuning(tuning_cases, opts)
-                report['records'] += records
-                report['ratios'] += ratios
         finally:
             if node is not None:
                 node.close()
