@@ -321,6 +321,7 @@ class Variant:
     threads: int = 0
     compile: bool = False
     cuda_graph: bool = False
+    cudnn_benchmark: bool = False
     tile_size: int = 0
     #: process settings of dsr_ros.cpu_tuning: '', 'malloc' or 'omp-passive'. Node runs only:
     #: they need a fresh process (a thread keeps its malloc arena, libgomp reads its
@@ -335,6 +336,8 @@ class Variant:
             parts.append('compiled')
         if self.cuda_graph:
             parts.append('cudagraph')
+        if self.cudnn_benchmark:
+            parts.append('cudnn-autotune')
         if self.tile_size:
             parts.append(f'tile{self.tile_size}')
         if self.process:
@@ -416,6 +419,17 @@ def _model_callable(model: DSRNet, device: torch.device, variant: Variant, heigh
     def run() -> torch.Tensor:
         with torch.inference_mode():
             return forward(net, source)
+
+    if variant.cudnn_benchmark:
+        def run_tuned() -> torch.Tensor:
+            # cuDNN picks its fastest algorithm per input shape on first use (fixed sizes).
+            previous = torch.backends.cudnn.benchmark
+            torch.backends.cudnn.benchmark = True
+            try:
+                return run()
+            finally:
+                torch.backends.cudnn.benchmark = previous
+        return run_tuned, info
     return run, info
 
 
@@ -522,6 +536,7 @@ def _record(case: Case, stage: str, variant: Variant, stats: Dict[str, float],
         'stage': stage, 'variant': variant.label(), 'precision': variant.precision,
         'channels_last': variant.channels_last, 'threads': variant.threads or
         torch.get_num_threads(), 'compile': variant.compile, 'cuda_graph': variant.cuda_graph,
+        'cudnn_benchmark': variant.cudnn_benchmark,
         'tile_size': variant.tile_size, 'process': variant.process,
         'gflop_per_frame': flops / 1e9,
     }
@@ -960,6 +975,9 @@ def run_case(case: Case, opts: argparse.Namespace, precisions: List[str], ablate
         if opts.compile:
             pairs.append(('torch.compile', best, Variant(preferred, True, threads,
                                                          compile=True)))
+        if case.device.type == 'cuda':
+            pairs.append(('cudnn.benchmark', best, Variant(preferred, True, threads,
+                                                           cudnn_benchmark=True)))
         if case.device.type == 'cuda' and opts.cuda_graphs:
             pairs.append(('CUDA graph', best, Variant(preferred, True, threads,
                                                       cuda_graph=True)))
@@ -1116,7 +1134,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
     for key in report['cases']:
         rows = [r for r in records if r['case'] == key]
         for model in (r for r in rows if r['stage'] == 'model' and not r.get('compile')
-                      and not r.get('cuda_graph') and r.get('channels_last')
+                      and not r.get('cuda_graph') and not r.get('cudnn_benchmark')
+                      and r.get('channels_last')
                       and not r.get('process')
                       and 'median_ms' in r and r.get('threads') == report['threads']):
             same = {r['stage']: r for r in rows if r.get('variant') == model['variant']}

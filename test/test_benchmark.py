@@ -142,3 +142,13 @@ def test_cpu_tuning_applies_in_a_fresh_process():
     assert omp_env() == {'OMP_WAIT_POLICY': 'PASSIVE'}
     with pytest.raises(ValueError):
         tune_malloc(0)
+
+
+def test_cuda_only_variants_keep_cpu_state_clean():
+    # The cuDNN autotune variant only toggles a flag around the call; it must restore it.
+    from dsr_ros.benchmark import Variant, _model_callable
+    before = torch.backends.cudnn.benchmark
+    run, _ = _model_callable(DSRNet(4, 4, 1), torch.device('cpu'),
+                             Variant('fp32', True, cudnn_benchmark=True), 8, 8)
+    assert run().shape == (1, 1, 32, 32)
+    assert torch.backends.cudnn.benchmark == before
