@@ -264,20 +264,25 @@ def _tile_starts(length: int, tile: int, step: int) -> list:
 
 def _ramp_weights(shape: Tuple[int, int], ramp: int, inner: Tuple[bool, bool, bool, bool]
                   ) -> np.ndarray:
-    """Weights rising linearly over ``ramp`` pixels on the sides that overlap a neighbour."""
+    """Blending weights of one tile's output.
+
+    On each side that overlaps a neighbour, the outermost ``ramp // 4`` pixels get weight 0
+    (a tile's last pixels see a truncated receptive field and differ visibly from the whole
+    frame) and the weight then rises linearly to 1 over the rest of the overlap, so the
+    neighbour's interior covers the seam.
+    """
     height, width = shape
     top, bottom, left, right = inner
-    rows = np.ones(height, np.float32)
-    cols = np.ones(width, np.float32)
-    if ramp > 0:
-        ramp_up = (np.arange(ramp, dtype=np.float32) + 0.5) / ramp
-        n_rows, n_cols = min(ramp, height), min(ramp, width)
-        if top:
-            rows[:n_rows] = np.minimum(rows[:n_rows], ramp_up[:n_rows])
-        if bottom:
-            rows[height - n_rows:] = np.minimum(rows[height - n_rows:], ramp_up[:n_rows][::-1])
-        if left:
-            cols[:n_cols] = np.minimum(cols[:n_cols], ramp_up[:n_cols])
-        if right:
-            cols[width - n_cols:] = np.minimum(cols[width - n_cols:], ramp_up[:n_cols][::-1])
-    return rows[:, None] * cols[None, :]
+    dead = ramp // 4
+    rise = max(ramp - dead, 1)
+
+    def profile(length: int, low: bool, high: bool) -> np.ndarray:
+        distance = np.arange(length, dtype=np.float32)
+        weights = np.ones(length, np.float32)
+        if ramp > 0:
+            for enabled, d in ((low, distance), (high, distance[::-1])):
+                if enabled:
+                    weights = np.minimum(weights, np.clip((d - dead + 0.5) / rise, 0.0, 1.0))
+        return weights
+
+    return profile(height, top, bottom)[:, None] * profile(width, left, right)[None, :]

@@ -113,6 +113,7 @@ def test_tiled_output_has_no_seam():
           f'{elsewhere * 1e3:.2f} mm, mean {error.mean() * 1e3:.3f} mm '
           f'(depth range {depth_range:.1f} m)')
     # A seam is a step along the border lines: their error would stand out from the rest.
-    assert on_borders <= 4.0 * elsewhere + 1e-5
-    assert on_borders <= 1e-3 * depth_range
-    assert error.mean() <= 1e-4 * depth_range
+    # The dead zone of the blending ramp keeps tile-edge pixels out (0.01 mm measured).
+    assert on_borders <= 2.0 * elsewhere + 1e-5
+    assert on_borders <= 1e-4 * depth_range
+    assert error.mean() <= 1e-5 * depth_range
