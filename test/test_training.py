@@ -291,3 +291,13 @@ def test_every_shipped_config_is_valid(path):
     assert config['name'] == path.stem
     assert config['data']['patch_size'] % config['scale'] == 0
     assert config['data']['val'], 'held-out data is needed for roles and model selection'
+
+
+def test_history_plot_is_written(tmp_path):
+    from training.plot_history import main as plot_main
+    trainer = make_trainer(tmp_path / 'run', stage1_epochs=1, stage2_epochs=1)
+    trainer.train()
+    out = tmp_path / 'history.png'
+    assert plot_main([str(tmp_path / 'run' / 'history.csv'), '--out', str(out)]) == 0
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and out.stat().st_size > 10000
+    assert plot_main([str(tmp_path / 'missing.csv'), '--out', str(out)]) == 1
