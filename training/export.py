@@ -24,13 +24,25 @@ LOGGER = logging.getLogger('training.export')
 
 def export_run(run: Path, out: Path, which: str = 'best', dataset: Optional[str] = None,
                data_root: Optional[str] = None) -> Dict[str, Any]:
-    """Export ``run``'s DSRNet to ``out``; return the metrics written into it."""
-    source = Path(run) / f'{which}_dsrnet.pt'
-    model, meta = load_checkpoint(source)
+    """Export ``run``'s DSRNet to ``out``; return the metrics written into it.
+
+    ``which``: ``best`` (lowest held-out error), ``final`` (last epoch) or ``stage1`` (the
+    DSRNet of ``stage1_end.pt``, before cross-task distillation).
+    """
+    source = Path(run) / ('stage1_end.pt' if which == 'stage1' else f'{which}_dsrnet.pt')
+    model, meta = (_from_training_state(source, Path(run)) if which == 'stage1'
+                   else load_checkpoint(source))
     metrics = dict(meta.get('metrics', {}))
+    provenance = dict(meta.get('provenance', {}), exported_from=str(source))
+
+    def write() -> None:
+        save_checkpoint(out, model, normalization=meta['normalization'], provenance=provenance,
+                        metrics=metrics, config=meta.get('config', {}))
+
+    write()
     if dataset:
         from training.evaluate import bicubic_method, evaluate_checkpoint, evaluate_methods
-        scores = evaluate_checkpoint(source, dataset=dataset, data_root=data_root)
+        scores = evaluate_checkpoint(out, dataset=dataset, data_root=data_root)
         baseline = evaluate_methods([bicubic_method()], dataset, data_root, [model.scale],
                                     progress=False)
         bicubic = {scene: by_scale[model.scale]['mad']
@@ -40,18 +52,36 @@ def export_run(run: Path, out: Path, which: str = 'best', dataset: Optional[str]
                             'mad': scores['mad'], 'rmse': scores['rmse'],
                             'mean_mad': scores['mean_mad'], 'mean_rmse': scores['mean_rmse'],
                             'bicubic_mad': bicubic, 'errors': scores['errors']}
-    provenance = dict(meta.get('provenance', {}), exported_from=str(source))
-    save_checkpoint(out, model, normalization=meta['normalization'], provenance=provenance,
-                    metrics=metrics, config=meta.get('config', {}))
+        write()
     return metrics
+
+
+def _from_training_state(state_path: Path, run: Path) -> tuple:
+    """The DSRNet of a training state, with the metadata the run's checkpoints carry."""
+    import torch
+
+    from dsr_ros.checkpoint import CheckpointError, build_model
+    try:
+        state = torch.load(state_path, map_location='cpu', weights_only=True)
+        config = state['config']
+        model = build_model(dict(config['dsrnet'], scale=config['scale']))
+        model.load_state_dict(state['modules']['dsrnet'])
+    except (OSError, KeyError, RuntimeError, TypeError) as error:
+        raise CheckpointError(state_path, f'not a usable training state ({error})') from error
+    _, meta = load_checkpoint(run / 'final_dsrnet.pt')
+    meta['provenance'] = dict(meta.get('provenance', {}), epoch=int(state['epoch']))
+    meta['metrics'] = {'val_e_dsr': state['history'][-1]['val_e_dsr'],
+                       'val_history': meta.get('metrics', {}).get('val_history', [])}
+    return model.eval(), meta
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--run', required=True, help='training run directory')
     parser.add_argument('--out', required=True, help='checkpoint to write')
-    parser.add_argument('--which', choices=('best', 'final'), default='best',
-                        help='best held-out DSRNet (default) or the last epoch\'s')
+    parser.add_argument('--which', choices=('best', 'final', 'stage1'), default='best',
+                        help='best held-out DSRNet (default), the last epoch\'s, or the one at '
+                             'the end of stage 1 (before distillation)')
     parser.add_argument('--evaluate', default=None, metavar='DATASET',
                         help='score it on this benchmark (e.g. middlebury2005) first')
     parser.add_argument('--data-root', default=None, help='benchmark folder')
