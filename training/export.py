@@ -26,11 +26,13 @@ def export_run(run: Path, out: Path, which: str = 'best', dataset: Optional[str]
                data_root: Optional[str] = None) -> Dict[str, Any]:
     """Export ``run``'s DSRNet to ``out``; return the metrics written into it.
 
-    ``which``: ``best`` (lowest held-out error), ``final`` (last epoch) or ``stage1`` (the
-    DSRNet of ``stage1_end.pt``, before cross-task distillation).
+    ``which``: ``best`` (lowest held-out error), ``final`` (end of the schedule), ``stage1``
+    (the DSRNet of ``stage1_end.pt``, before cross-task distillation) or ``last`` (the DSRNet
+    of ``last.pt``: the last finished epoch, also of a run stopped early).
     """
-    source = Path(run) / ('stage1_end.pt' if which == 'stage1' else f'{which}_dsrnet.pt')
-    model, meta = (_from_training_state(source, Path(run)) if which == 'stage1'
+    states = {'stage1': 'stage1_end.pt', 'last': 'last.pt'}
+    source = Path(run) / states.get(which, f'{which}_dsrnet.pt')
+    model, meta = (_from_training_state(source) if which in states
                    else load_checkpoint(source))
     metrics = dict(meta.get('metrics', {}))
     provenance = dict(meta.get('provenance', {}), exported_from=str(source))
@@ -56,11 +58,12 @@ def export_run(run: Path, out: Path, which: str = 'best', dataset: Optional[str]
     return metrics
 
 
-def _from_training_state(state_path: Path, run: Path) -> tuple:
-    """The DSRNet of a training state, with the metadata the run's checkpoints carry."""
+def _from_training_state(state_path: Path) -> tuple:
+    """The DSRNet of a training state (``stage1_end.pt``, ``last.pt``) and its metadata."""
     import torch
 
     from dsr_ros.checkpoint import CheckpointError, build_model
+    from training.train import checkpoint_normalization
     try:
         state = torch.load(state_path, map_location='cpu', weights_only=True)
         config = state['config']
@@ -68,10 +71,12 @@ def _from_training_state(state_path: Path, run: Path) -> tuple:
         model.load_state_dict(state['modules']['dsrnet'])
     except (OSError, KeyError, RuntimeError, TypeError) as error:
         raise CheckpointError(state_path, f'not a usable training state ({error})') from error
-    _, meta = load_checkpoint(run / 'final_dsrnet.pt')
-    meta['provenance'] = dict(meta.get('provenance', {}), epoch=int(state['epoch']))
-    meta['metrics'] = {'val_e_dsr': state['history'][-1]['val_e_dsr'],
-                       'val_history': meta.get('metrics', {}).get('val_history', [])}
+    history = state['history']
+    meta = {'normalization': checkpoint_normalization(config), 'config': config,
+            'provenance': {'config_name': config['name'], 'epoch': int(state['epoch'])},
+            'metrics': {'val_e_dsr': history[-1]['val_e_dsr'] if history else None,
+                        'val_history': [{k: row[k] for k in ('epoch', 'role', 'val_e_dsr')}
+                                        for row in history]}}
     return model.eval(), meta
 
 
@@ -79,9 +84,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--run', required=True, help='training run directory')
     parser.add_argument('--out', required=True, help='checkpoint to write')
-    parser.add_argument('--which', choices=('best', 'final', 'stage1'), default='best',
-                        help='best held-out DSRNet (default), the last epoch\'s, or the one at '
-                             'the end of stage 1 (before distillation)')
+    parser.add_argument('--which', choices=('best', 'final', 'stage1', 'last'), default='best',
+                        help='best held-out DSRNet (default), the end of the schedule, the end '
+                             'of stage 1 (before distillation), or the last finished epoch')
     parser.add_argument('--evaluate', default=None, metavar='DATASET',
                         help='score it on this benchmark (e.g. middlebury2005) first')
     parser.add_argument('--data-root', default=None, help='benchmark folder')

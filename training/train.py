@@ -450,18 +450,21 @@ class Trainer:
 
     def export(self, path: Path) -> Path:
         """Write the current DSRNet as a node-ready checkpoint."""
-        data = self.config['data']
         return save_checkpoint(
-            path, self.dsrnet,
-            normalization={'mode': data['normalization'], 'max_value': 255.0,
-                           'unit': 'per-frame min-max' if data['normalization'] == 'minmax'
-                           else 'disparity_8bit / 255'},
+            path, self.dsrnet, normalization=checkpoint_normalization(self.config),
             provenance=dict(self.provenance, epoch=self.epoch,
                             exported=datetime.datetime.now(datetime.timezone.utc).isoformat()),
             metrics={'val_e_dsr': self.best_val, 'val_history': [
                 {k: v for k, v in row.items() if k in ('epoch', 'val_e_dsr', 'role')}
                 for row in self.history]},
             config=self.config)
+
+
+def checkpoint_normalization(config: Dict[str, Any]) -> Dict[str, Any]:
+    """How a net trained with ``config`` expects its input scaled (stored in checkpoints)."""
+    mode = config['data']['normalization']
+    return {'mode': mode, 'max_value': 255.0,
+            'unit': 'per-frame min-max' if mode == 'minmax' else 'disparity_8bit / 255'}
 
 
 class _Batches:
