@@ -267,6 +267,13 @@ def test_export_cli_writes_a_node_ready_checkpoint(tmp_path):
     assert meta['provenance']['exported_from'].endswith('best_dsrnet.pt')
     assert meta['metrics']['val_history'][0]['epoch'] == 1
     assert export_main(['--run', str(tmp_path / 'missing'), '--out', str(out)]) == 1
+    for which, epoch in (('stage1', 1), ('last', 1)):
+        assert export_main(['--run', str(tmp_path / 'run'), '--which', which,
+                            '--out', str(out)]) == 0
+        model, meta = load_checkpoint(out)
+        assert meta['provenance']['epoch'] == epoch
+        assert torch.equal(model.state_dict()['reconstruction.2.weight'],
+                           trainer.dsrnet.state_dict()['reconstruction.2.weight'].cpu())
 
 
 def test_export_scores_middlebury_against_bicubic(tmp_path):
