@@ -132,6 +132,8 @@ class DepthSuperResolver:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.scale = int(model.scale)
+        #: Checkpoint metadata when built by :meth:`from_checkpoint`.
+        self.metadata: Dict[str, Any] = {}
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, os.PathLike], **kwargs: Any
@@ -141,8 +143,6 @@ class DepthSuperResolver:
         resolver = cls(model, metadata.get('normalization'), **kwargs)
         resolver.metadata = metadata
         return resolver
-
-    metadata: Dict[str, Any] = {}
 
     # ------------------------------------------------------------------ public API
     def run(self, depth: np.ndarray, max_depth: Optional[float] = None) -> np.ndarray:

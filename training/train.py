@@ -123,6 +123,8 @@ class Trainer:
         self.epoch = 0
         self.best_val = math.inf
         self.history: List[Dict[str, Any]] = []
+        self._last_val: Dict[str, float] = {}
+        self._last_val_epoch = -1
 
     # ----------------------------------------------------------------- set-up helpers
     def _adam(self, modules: Iterable[nn.Module]) -> torch.optim.Optimizer:
@@ -295,7 +297,8 @@ class Trainer:
     def train_epoch(self) -> Dict[str, Any]:
         """Train one epoch, log it, checkpoint it; return its history row."""
         epoch = self.epoch
-        errors = self.validate()
+        # The held-out errors after the previous epoch are those of the current weights.
+        errors = self._last_val if self._last_val_epoch == epoch else self.validate()
         role = self.choose_role(epoch, errors)
         self._set_frozen(role)
         stage = 1 if role == 'both' else 2
@@ -330,6 +333,7 @@ class Trainer:
         self._set_frozen('both')
         self.epoch = epoch + 1
         val = self.validate()
+        self._last_val, self._last_val_epoch = val, self.epoch
         row = {'epoch': self.epoch, 'stage': stage, 'role': _role_label(role, self.cross_task),
                'e_dsr_before': errors['e_dsr'], 'e_de_before': errors['e_de'],
                'val_e_dsr': val['e_dsr'], 'val_e_de': val['e_de'],
