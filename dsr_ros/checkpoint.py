@@ -22,6 +22,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 
+from dsr_ros.depth_scaling import DepthScaling
 from dsr_ros.networks import DSRNet, SUPPORTED_SCALES
 
 __all__ = ['CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION', 'atomic_torch_save',
@@ -120,9 +121,12 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
         raise CheckpointError(path, f'scale {payload["scale"]!r} is not one of '
                                     f'{SUPPORTED_SCALES} or disagrees with arch')
     norm = payload['normalization']
-    if (not isinstance(norm, dict) or norm.get('mode') not in ('fixed', 'minmax')
-            or not _positive_number(norm.get('max_value', 1.0))):
-        raise CheckpointError(path, f'bad normalization {norm!r}')
+    try:
+        if not isinstance(norm, dict):
+            raise ValueError('it is not a mapping')
+        DepthScaling.from_dict(norm)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(path, f'bad normalization {norm!r}: {error}') from None
     if not isinstance(payload['state_dict'], dict):
         raise CheckpointError(path, 'state_dict is not a dictionary')
     return payload

@@ -99,6 +99,18 @@ def encode_depth(depth: np.ndarray) -> Tuple[str, int, bytes]:
     return encoding, int(depth.shape[1] * little.itemsize), np.ascontiguousarray(little).tobytes()
 
 
+def valid_mask(depth: np.ndarray) -> np.ndarray:
+    """Pixels that carry a measurement: finite and strictly positive (the one definition).
+
+    Integer depth (``16UC1`` mm) is valid where non-zero; float depth (``32FC1`` m, or any unit
+    in training) where finite and > 0, so NaN, inf, 0 and negative values are holes.
+    """
+    if depth.dtype.kind in 'ui':
+        return depth > 0
+    with np.errstate(invalid='ignore'):
+        return np.isfinite(depth) & (depth > 0)
+
+
 def to_metres(depth: np.ndarray) -> np.ndarray:
     """Float32 metres with NaN for invalid, from either depth convention."""
     return convert_depth(depth, '32FC1')

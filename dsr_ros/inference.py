@@ -14,21 +14,27 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from scipy import ndimage
 
-from dsr_ros.checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
+from dsr_ros.checkpoint import load_checkpoint
+from dsr_ros.depth_io import valid_mask
+from dsr_ros.depth_scaling import DepthScaling
 from dsr_ros.networks import DSRNet
 
-__all__ = ['DepthSuperResolver', 'fill_invalid', 'resolve_device', 'valid_mask']
+__all__ = ['DepthSuperResolver', 'fill_invalid', 'make_net_input', 'resolve_device',
+           'valid_mask']
 
 LOGGER = logging.getLogger(__name__)
 PRECISIONS = ('fp32', 'fp16', 'bf16')
-NORMALIZATION_MODES = ('checkpoint', 'minmax', 'fixed')
+#: ``checkpoint``: the scaling the net was trained with (the default); ``range``: robust
+#: per-frame percentiles (1-99); ``minmax``: per-frame min-max; ``fixed``: metres / max_value.
+NORMALIZATION_MODES = ('checkpoint', 'range', 'minmax', 'fixed')
+#: Smallest depth a valid output pixel may hold, in metres: a valid pixel is never <= 0.
+MIN_VALID_DEPTH_M = 0.001
 
 
 def resolve_device(device: str = 'auto') -> torch.device:
@@ -50,14 +56,6 @@ def resolve_device(device: str = 'auto') -> torch.device:
     raise ValueError(f'unknown device {device!r}: expected auto, cpu, cuda or cuda:N')
 
 
-def valid_mask(depth: np.ndarray) -> np.ndarray:
-    """Pixels that carry a measurement: finite and strictly positive."""
-    if depth.dtype.kind in 'ui':
-        return depth > 0
-    with np.errstate(invalid='ignore'):
-        return np.isfinite(depth) & (depth > 0)
-
-
 def fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Replace invalid pixels by their nearest valid neighbour (values must have >= 1 valid)."""
     if valid.all():
@@ -66,18 +64,18 @@ def fill_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return values[rows, cols]
 
 
-@dataclass
-class _Normalizer:
-    """Maps depth in its own unit to the net's [0, 1] range and back."""
+def make_net_input(normalised: np.ndarray, valid: np.ndarray, in_channels: int) -> np.ndarray:
+    """The net's ``(C, h, w)`` input from hole-filled normalised depth and its validity mask.
 
-    offset: float
-    span: float
-
-    def forward(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.offset) / self.span
-
-    def inverse(self, values: np.ndarray) -> np.ndarray:
-        return values * self.span + self.offset
+    One definition for training patches, evaluation and the node: channel 0 is the depth,
+    channel 1 (for ``in_channels == 2``) the mask as 1.0 (measured) / 0.0 (filled hole).
+    """
+    depth = np.asarray(normalised, dtype=np.float32)
+    if in_channels == 1:
+        return depth[None]
+    if in_channels != 2:
+        raise ValueError(f'DSRNet input has 1 or 2 channels, got {in_channels!r}')
+    return np.stack([depth, np.asarray(valid, dtype=np.float32)])
 
 
 class DepthSuperResolver:
@@ -86,14 +84,15 @@ class DepthSuperResolver:
     Args:
         model: a DSRNet (put in eval mode and moved to ``device``).
         normalization: how the net was trained to see depth, as stored in checkpoints
-            (``{'mode': 'fixed'|'minmax', 'max_value': ...}``).
+            (``DepthScaling.to_dict()``; older ``minmax`` / ``fixed`` entries are understood).
+            ``None`` means per-frame min-max, what the first models were trained with.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``fp32``; ``fp16`` (CUDA only); ``bf16`` (autocast, CUDA or CPUs with AMX /
             AVX-512-BF16).
-        input_normalization: ``checkpoint`` (use ``normalization`` as is, for data in the
-            training unit), ``minmax`` (map each frame's valid range to [0, 1]: unit-free, the
-            right choice for metric cameras) or ``fixed`` (divide by ``max_value``).
-        max_value: the divisor for ``fixed`` in the input's unit (mm for uint16, m for float).
+        input_normalization: ``checkpoint`` (the training scaling, the default), ``range``
+            (robust per-frame percentiles), ``minmax`` (per-frame min-max) or ``fixed``
+            (metres / ``max_value``); see :mod:`dsr_ros.depth_scaling`.
+        max_value: the divisor of ``fixed``, in metres.
         tile_size: LR tile edge in pixels; 0 processes the whole frame at once.
         tile_overlap: LR pixels shared by neighbouring tiles (blended with linear ramps).
         channels_last: use the NHWC memory format (about 2x faster convolutions on x86 CPUs).
@@ -102,7 +101,7 @@ class DepthSuperResolver:
 
     def __init__(self, model: DSRNet, normalization: Optional[Dict[str, Any]] = None, *,
                  device: str = 'auto', precision: str = 'fp32',
-                 input_normalization: str = 'minmax', max_value: float = 1.0,
+                 input_normalization: str = 'checkpoint', max_value: float = 10.0,
                  tile_size: int = 0, tile_overlap: int = 8, channels_last: bool = True,
                  pad_multiple: int = 8) -> None:
         if precision not in PRECISIONS:
@@ -119,7 +118,8 @@ class DepthSuperResolver:
         if precision == 'fp16' and self.device.type != 'cuda':
             raise ValueError('fp16 needs a CUDA device; use precision "fp32" or "bf16" on CPU')
         self.precision = precision
-        self.normalization = dict(normalization or DEFAULT_NORMALIZATION)
+        self.scaling = DepthScaling.from_dict(normalization)
+        self.normalization = self.scaling.to_dict()
         self.input_normalization = input_normalization
         self.max_value = float(max_value)
         self.tile_size = int(tile_size)
@@ -132,6 +132,7 @@ class DepthSuperResolver:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.scale = int(model.scale)
+        self.in_channels = int(getattr(model, 'in_channels', 1))
         #: Checkpoint metadata when built by :meth:`from_checkpoint`.
         self.metadata: Dict[str, Any] = {}
 
@@ -149,6 +150,8 @@ class DepthSuperResolver:
         """Super-resolve one frame; returns ``(H*s, W*s)`` in the input's dtype and unit.
 
         ``max_depth`` (in the input's unit) marks farther pixels invalid, like a sensor's range.
+        An invalid input pixel makes its ``s x s`` output block invalid and a valid one never
+        gives an invalid or non-positive output: validity passes through unchanged.
         """
         depth = np.asarray(depth)
         if depth.ndim != 2 or depth.shape[0] < 1 or depth.shape[1] < 1:
@@ -162,50 +165,59 @@ class DepthSuperResolver:
         out_shape = (height * self.scale, width * self.scale)
         if not valid.any():
             return self._invalid_output(depth.dtype, out_shape)
-        values = depth.astype(np.float32)
-        normalizer = self._normalizer(values[valid])
-        filled = fill_invalid(values, valid)
-        net_in = normalizer.forward(filled).astype(np.float32)
-        net_out = self._super_resolve(net_in)
-        result = normalizer.inverse(net_out)
+        metres = depth.astype(np.float32)
+        if depth.dtype == np.uint16:
+            metres /= np.float32(1000.0)
+        affine = self.input_scaling().fit(metres[valid], 'm')
+        filled = fill_invalid(metres, valid)
+        net_out = self._super_resolve(
+            make_net_input(affine.forward(filled), valid, self.in_channels))
+        result = affine.inverse(net_out)
         out_valid = np.repeat(np.repeat(valid, self.scale, axis=0), self.scale, axis=1)
         return self._encode(result, out_valid, depth.dtype)
 
-    def run_normalized(self, depth_lr: np.ndarray) -> np.ndarray:
-        """Run the net on an already normalised, hole-free LR array (evaluation harness)."""
-        return self._super_resolve(np.asarray(depth_lr, dtype=np.float32))
+    def run_normalized(self, depth_lr: np.ndarray,
+                       valid: Optional[np.ndarray] = None) -> np.ndarray:
+        """Run the net on already normalised, hole-filled LR depth (evaluation harness).
 
-    # ------------------------------------------------------------------ internals
-    def _normalizer(self, valid_values: np.ndarray) -> _Normalizer:
+        ``valid`` is the LR validity mask (all valid when omitted) for mask-aware nets.
+        """
+        depth_lr = np.asarray(depth_lr, dtype=np.float32)
+        if valid is None:
+            valid = np.ones(depth_lr.shape, bool)
+        return self._super_resolve(make_net_input(depth_lr, valid, self.in_channels))
+
+    def input_scaling(self) -> DepthScaling:
+        """The scaling applied to frames given to :meth:`run` (in metres)."""
         mode = self.input_normalization
         if mode == 'checkpoint':
-            mode = self.normalization.get('mode', 'fixed')
-            max_value = float(self.normalization.get('max_value', 1.0))
-        else:
-            max_value = self.max_value
-        if mode == 'fixed':
-            return _Normalizer(0.0, max_value)
-        low, high = float(valid_values.min()), float(valid_values.max())
-        return _Normalizer(low, high - low if high > low else max(abs(high), 1e-6))
+            return self.scaling
+        if mode == 'range':
+            return DepthScaling('range', low_percentile=1.0, high_percentile=99.0)
+        if mode == 'minmax':
+            return DepthScaling('range')
+        return DepthScaling('fixed', max_value=self.max_value, unit='m')
 
+    # ------------------------------------------------------------------ internals
     def _super_resolve(self, image: np.ndarray) -> np.ndarray:
-        height, width = image.shape
+        """``(C, h, w)`` net input -> ``(h*s, w*s)`` net output."""
+        height, width = image.shape[-2:]
         if self.tile_size and (height > self.tile_size or width > self.tile_size):
             return self._run_tiled(image)
         return self._forward_padded(image)
 
     def _forward_padded(self, image: np.ndarray) -> np.ndarray:
-        height, width = image.shape
+        height, width = image.shape[-2:]
         pad_h = (-height) % self.pad_multiple
         pad_w = (-width) % self.pad_multiple
         if pad_h or pad_w:
-            image = np.pad(image, ((0, pad_h), (0, pad_w)), mode='edge')
+            image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode='edge')
         out = self._forward(image)
         return out[:height * self.scale, :width * self.scale]
 
     @torch.inference_mode()
     def _forward(self, image: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(np.ascontiguousarray(image))[None, None]
+        tensor = torch.from_numpy(np.ascontiguousarray(image))[None]
         if self.device.type == 'cuda':
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
         if self.precision == 'fp16':
@@ -221,7 +233,7 @@ class DepthSuperResolver:
 
     def _run_tiled(self, image: np.ndarray) -> np.ndarray:
         """Process overlapping LR tiles, blending their HR outputs with linear ramp weights."""
-        height, width = image.shape
+        height, width = image.shape[-2:]
         scale, tile, overlap = self.scale, self.tile_size, self.tile_overlap
         step = tile - overlap
         accum = np.zeros((height * scale, width * scale), np.float32)
@@ -229,7 +241,7 @@ class DepthSuperResolver:
         for top in _tile_starts(height, tile, step):
             for left in _tile_starts(width, tile, step):
                 bottom, right = min(top + tile, height), min(left + tile, width)
-                out = self._forward_padded(image[top:bottom, left:right])
+                out = self._forward_padded(image[:, top:bottom, left:right])
                 ramp = _ramp_weights(out.shape, overlap * scale,
                                      (top > 0, bottom < height, left > 0, right < width))
                 rows = slice(top * scale, bottom * scale)
@@ -240,10 +252,10 @@ class DepthSuperResolver:
 
     def _encode(self, result: np.ndarray, out_valid: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if dtype == np.uint16:
-            out = np.clip(np.rint(result), 1, 65535).astype(np.uint16)
+            out = np.clip(np.rint(result * 1000.0), 1, 65535).astype(np.uint16)
             out[~out_valid] = 0
             return out
-        out = result.astype(dtype)
+        out = np.maximum(result, MIN_VALID_DEPTH_M).astype(dtype)
         out[~out_valid] = np.nan
         return out
 

@@ -125,9 +125,10 @@ PARAMETERS: Dict[str, tuple] = {
     'max_depth': (0.0, _descriptor(
         'Depth beyond this (metres) is treated as invalid; 0 = no limit.',
         float_range=(0.0, 1000.0))),
-    'normalization': ('minmax', _descriptor(
-        'How depth is mapped to the net\'s [0, 1] input: minmax (per frame, unit-free), fixed '
-        '(divide by normalization_range) or checkpoint (as stored in the checkpoint).',
+    'normalization': ('checkpoint', _descriptor(
+        'How depth is mapped to the net\'s input: checkpoint (the scaling the model was trained '
+        'with, recorded in the checkpoint), range (robust per-frame 1-99 percentiles), minmax '
+        '(per-frame min-max) or fixed (metres / normalization_range).',
         constraints=' | '.join(NORMALIZATION_MODES))),
     'normalization_range': (10.0, _descriptor(
         'Depth (metres) that maps to 1.0 with normalization fixed.',
@@ -383,7 +384,7 @@ class DepthSuperResolutionNode(Node):
         settings, resolver = self._settings, self._resolver
         unit = 1000.0 if frame.depth.dtype == np.uint16 else 1.0
         resolver.input_normalization = settings.normalization
-        resolver.max_value = settings.normalization_range * unit
+        resolver.max_value = settings.normalization_range
         resolver.tile_size, resolver.tile_overlap = settings.tile_size, settings.tile_overlap
         max_depth = settings.max_depth * unit if settings.max_depth > 0 else None
         depth = resolver.run(frame.depth, max_depth=max_depth)

@@ -24,7 +24,7 @@ import numpy as np
 
 from dsr_ros.depth_io import OUTPUT_ENCODINGS, convert_depth
 
-__all__ = ['DepthScene', 'SceneConfig', 'SceneFrame']
+__all__ = ['DepthScene', 'SceneConfig', 'SceneFrame', 'random_room']
 
 
 @dataclass(frozen=True)
@@ -151,3 +151,67 @@ def _sphere(rays: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
     with np.errstate(invalid='ignore'):
         t = (b - np.sqrt(disc)) / a
     return np.where((disc >= 0) & (t > 0), t, np.inf)
+
+
+def _vertical_cylinder(rays: np.ndarray, centre_x: float, centre_z: float, radius: float,
+                       top_y: float, bottom_y: float) -> np.ndarray:
+    """z-depth of a vertical cylinder's near side (y down, between top_y and bottom_y)."""
+    dx, dy, dz = rays[..., 0], rays[..., 1], rays[..., 2]
+    a = dx * dx + dz * dz
+    b = dx * centre_x + dz * centre_z
+    disc = b * b - a * (centre_x ** 2 + centre_z ** 2 - radius ** 2)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        t = (b - np.sqrt(disc)) / a
+        y = t * dy
+    hit = (disc >= 0) & (t > 0) & (y >= top_y) & (y <= bottom_y)
+    return np.where(hit, t, np.inf)
+
+
+def random_room(rng: np.random.Generator, width: int = 320, height: int = 240) -> np.ndarray:
+    """A random cluttered room at robot ranges, as exact z-depth in metres (float32).
+
+    A pinhole camera (horizontal field of view 55-90 degrees) at 0.2-1.5 m above the floor,
+    pitched and yawed a little, looks at a floor, a back wall 2.5-9 m away, side walls and
+    furniture-like clutter: boxes standing on the floor (cupboards, tables' tops, crates),
+    vertical cylinders (table and chair legs, poles, bins) and spheres. Every ray hits something
+    (the walls close the room), so the map has no holes; sensors add those.
+    """
+    focal = width / (2.0 * np.tan(np.radians(rng.uniform(55, 90)) / 2.0))
+    cols, rows = np.meshgrid(np.arange(width) - (width - 1) / 2.0,
+                             np.arange(height) - (height - 1) / 2.0)
+    rays = np.stack([cols / focal, rows / focal, np.ones_like(cols)], axis=-1)
+    pitch, yaw = rng.uniform(-0.35, 0.1), rng.uniform(-0.4, 0.4)
+    rot_x = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)],
+                      [0, np.sin(pitch), np.cos(pitch)]])
+    rot_y = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0],
+                      [-np.sin(yaw), 0, np.cos(yaw)]])
+    world = rays @ (rot_y @ rot_x).T  # camera z of a hit stays the ray parameter t
+    floor_y = rng.uniform(0.2, 1.5)
+    ceiling_y = floor_y - rng.uniform(2.2, 3.2)
+    back_z, left_x, right_x = rng.uniform(2.5, 9.0), -rng.uniform(1.0, 4.0), rng.uniform(1.0, 4.0)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        planes = [np.where(world[..., 1] > 0, floor_y / world[..., 1], np.inf),
+                  np.where(world[..., 1] < 0, ceiling_y / world[..., 1], np.inf),
+                  np.where(world[..., 2] > 0, back_z / world[..., 2], np.inf),
+                  np.where(world[..., 0] < 0, left_x / world[..., 0], np.inf),
+                  np.where(world[..., 0] > 0, right_x / world[..., 0], np.inf)]
+    depth = np.min(planes, axis=0)
+    for _ in range(int(rng.integers(2, 10))):
+        size = rng.uniform([0.1, 0.1, 0.1], [1.2, 1.2, 1.0])
+        centre_x, centre_z = rng.uniform(left_x + 0.2, right_x - 0.2), rng.uniform(0.6, back_z)
+        bottom = floor_y - (rng.uniform(0.3, 0.9) if rng.random() < 0.25 else 0.0)
+        low = np.array([centre_x - size[0] / 2, bottom - size[1], centre_z - size[2] / 2])
+        high = np.array([centre_x + size[0] / 2, bottom, centre_z + size[2] / 2])
+        depth = np.minimum(depth, _box(world, low, high))
+    for _ in range(int(rng.integers(0, 8))):
+        radius = rng.uniform(0.015, 0.25)
+        top = floor_y - rng.uniform(0.3, 2.0)
+        depth = np.minimum(depth, _vertical_cylinder(
+            world, rng.uniform(left_x, right_x), rng.uniform(0.5, back_z), radius, top, floor_y))
+    for _ in range(int(rng.integers(0, 4))):
+        radius = rng.uniform(0.08, 0.5)
+        centre = np.array([rng.uniform(left_x, right_x), floor_y - radius * rng.uniform(1, 3),
+                           rng.uniform(0.6, back_z)])
+        depth = np.minimum(depth, _sphere(world, centre, radius))
+    depth = np.where(np.isfinite(depth), depth, back_z)
+    return depth.astype(np.float32)

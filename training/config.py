@@ -25,7 +25,7 @@ DEFAULTS: Dict[str, Any] = {
     'amp': True,
     'torch_threads': 0,
     'channels_last': True,
-    'dsrnet': {'num_channels': 64, 'num_blocks': 5, 'global_residual': True},
+    'dsrnet': {'num_channels': 64, 'num_blocks': 5, 'global_residual': True, 'in_channels': 1},
     'denet': {'num_channels': 64, 'num_res_blocks': 2},
     'side_outputs': {'hidden_channels': 32},
     'spnet': {'num_channels': 64, 'num_layers': 5},
@@ -41,6 +41,10 @@ DEFAULTS: Dict[str, Any] = {
         'rotate180': True,
         'degradation': 'cubic',
         'normalization': 'minmax',
+        # degradation 'sensor': ranges of training.data.sensor_degradation.SensorDegradation
+        # (None = its documented defaults) and the depth scaling (None = metres / 10).
+        'sensor': None,
+        'scaling': None,
         'noise_std': 0.0,
         'hole_fraction': 0.0,
         'num_workers': 0,

@@ -40,12 +40,14 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from dsr_ros.checkpoint import atomic_torch_save, save_checkpoint
+from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
 from dsr_ros.inference import resolve_device
 from dsr_ros.networks import DSRNet
 from training import losses
 from training.config import ConfigError, load_config
 from training.data.patches import PatchDataset
 from training.data.sample import RGBDSample
+from training.data.sensor_degradation import SensorDegradation
 from training.networks import DENet, SideOutputs, SPNet, structure_map
 
 LOGGER = logging.getLogger('training.train')
@@ -104,7 +106,9 @@ class Trainer:
         data = config['data']
         common = dict(scale=scale, patch_size=data['patch_size'],
                       min_valid_ratio=data['min_valid_ratio'], degradation=data['degradation'],
-                      normalization=data['normalization'])
+                      normalization=data['normalization'],
+                      sensor=SensorDegradation.from_config(data['sensor']),
+                      scaling=_sensor_scaling(config), in_channels=self.dsrnet.in_channels)
         self.depth_set = PatchDataset(train_samples, patches_per_epoch=data['patches_per_epoch'],
                                       rotate180=data['rotate180'], noise_std=data['noise_std'],
                                       hole_fraction=data['hole_fraction'], seed=config['seed'],
@@ -464,11 +468,24 @@ class Trainer:
             config=self.config)
 
 
+def _sensor_scaling(config: Dict[str, Any]) -> DepthScaling:
+    scaling = config['data'].get('scaling')
+    return DepthScaling(**scaling) if scaling else SENSOR_SCALING
+
+
 def checkpoint_normalization(config: Dict[str, Any]) -> Dict[str, Any]:
-    """How a net trained with ``config`` expects its input scaled (stored in checkpoints)."""
-    mode = config['data']['normalization']
-    return {'mode': mode, 'max_value': 255.0,
-            'unit': 'per-frame min-max' if mode == 'minmax' else 'disparity_8bit / 255'}
+    """How a net trained with ``config`` expects its input scaled (stored in checkpoints).
+
+    Sensor models: the configured :class:`DepthScaling` (metres / 10 by default). Research
+    models: ``minmax`` is per-image min-max (``range`` 0-100); ``fixed`` is 8-bit disparity /
+    255 (its other units were divided by each image's maximum, which no scaling reproduces).
+    """
+    data = config['data']
+    if data['degradation'] == 'sensor':
+        return _sensor_scaling(config).to_dict()
+    if data['normalization'] == 'fixed':
+        return DepthScaling('fixed', max_value=255.0, unit='disparity_8bit').to_dict()
+    return DepthScaling('range').to_dict()
 
 
 class _Batches:
@@ -569,6 +586,9 @@ def load_source(spec: Dict[str, Any]) -> List[RGBDSample]:
     if spec['type'] == 'synthetic':
         from training.data.synthetic import synthetic_samples
         return synthetic_samples(**{k: v for k, v in spec.items() if k != 'type'})
+    if spec['type'] == 'rooms':
+        from training.data.synthetic import room_samples
+        return room_samples(**{k: v for k, v in spec.items() if k != 'type'})
     from training.data.readers import load_samples
     return load_samples(spec)
 

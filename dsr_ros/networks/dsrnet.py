@@ -69,10 +69,15 @@ class DSRNet(nn.Module):
         scale: upscale factor, one of 2, 4, 8, 16.
         num_channels: feature width C (paper: 64).
         num_blocks: number N of back-projection blocks (paper: 5).
-        in_channels: input channels (1 for depth).
-        global_residual: predict ``D_sr - bicubic(D_lr)`` instead of ``D_sr``.
+        in_channels: 1 (depth) or 2 (depth and its validity mask, 1 = measured, 0 = hole,
+            where the depth channel holds a fill value). With the mask the net learns how far
+            to trust filled pixels instead of taking a fill that crosses depth edges at face
+            value.
+        global_residual: predict ``D_sr - bicubic(D_lr)`` instead of ``D_sr`` (the bicubic
+            term uses the depth channel only).
 
-    Input is normalised LR depth ``(B, 1, h, w)``; output is ``(B, 1, h*scale, w*scale)``.
+    Input is normalised LR depth ``(B, in_channels, h, w)``; output is always one channel,
+    ``(B, 1, h*scale, w*scale)``.
     """
 
     def __init__(self, scale: int = 4, num_channels: int = 64, num_blocks: int = 5,
@@ -80,6 +85,9 @@ class DSRNet(nn.Module):
         super().__init__()
         if scale not in PROJECTION_PARAMS:
             raise ValueError(f'DSRNet supports scales {SUPPORTED_SCALES}, got {scale!r}')
+        if in_channels not in (1, 2):
+            raise ValueError(f'in_channels must be 1 (depth) or 2 (depth, mask), got '
+                             f'{in_channels!r}')
         if num_channels < 1 or num_blocks < 1:
             raise ValueError('num_channels and num_blocks must be positive, got '
                              f'{num_channels} and {num_blocks}')
@@ -101,7 +109,7 @@ class DSRNet(nn.Module):
             _DownProjection(c, kernel, stride, padding) for _ in range(self.num_blocks - 1))
         self.reconstruction = nn.Sequential(
             nn.Conv2d(c, c, 3, 1, 1), nn.PReLU(c),
-            nn.Conv2d(c, in_channels, 3, 1, 1),
+            nn.Conv2d(c, 1, 3, 1, 1),
         )
 
     def arch_kwargs(self) -> dict:
@@ -123,7 +131,7 @@ class DSRNet(nn.Module):
                 low = self.down_blocks[index](high)
         out = self.reconstruction(high)
         if self.global_residual:
-            out = out + F.interpolate(depth_lr, scale_factor=self.scale, mode='bicubic',
+            out = out + F.interpolate(depth_lr[:, :1], scale_factor=self.scale, mode='bicubic',
                                       align_corners=False)
         if return_features:
             return out, features

@@ -13,11 +13,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dsr_ros.inference import fill_invalid
+from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
+from dsr_ros.inference import fill_invalid, make_net_input
 from training.data.degradation import add_sensor_noise, degrade
 from training.data.sample import RGBDSample
+from training.data.sensor_degradation import SensorDegradation
 
-__all__ = ['PatchDataset', 'normalization_range']
+__all__ = ['METRIC_UNITS', 'PatchDataset', 'normalization_range', 'random_metric_range']
+
+#: Units whose values are real distances (metres per unit), kept metric in sensor training.
+METRIC_UNITS = {'metre': 1.0, 'millimetre': 0.001}
+#: Robot ranges (metres) non-metric patches are mapped to: nearest point and depth extent.
+NEAR_RANGE_M = (0.3, 3.0)
+EXTENT_RANGE_M = (0.1, 5.0)
 
 
 def normalization_range(sample: RGBDSample, mode: str = 'minmax') -> tuple:
@@ -38,6 +46,26 @@ def normalization_range(sample: RGBDSample, mode: str = 'minmax') -> tuple:
     return low, max(high - low, 1e-6)
 
 
+def random_metric_range(hr: np.ndarray, valid: np.ndarray, unit: str,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Map an HR patch to metres: metric units as they are, others to a random robot range.
+
+    Disparity and relative depth keep their shape under an affine map onto ``[near, near +
+    extent]`` (near uniform in :data:`NEAR_RANGE_M`, extent log-uniform in
+    :data:`EXTENT_RANGE_M`); disparity is flipped so that large disparity is near.
+    """
+    if unit in METRIC_UNITS:
+        return (hr * METRIC_UNITS[unit]).astype(np.float32)
+    values = hr[valid] if valid.any() else hr.ravel()
+    low, high = float(values.min()), float(values.max())
+    unit_range = (hr - low) / max(high - low, 1e-6)
+    if unit == 'disparity_8bit':
+        unit_range = 1.0 - unit_range
+    near = rng.uniform(*NEAR_RANGE_M)
+    extent = float(np.exp(rng.uniform(*np.log(EXTENT_RANGE_M))))
+    return (near + np.clip(unit_range, 0.0, 1.0) * extent).astype(np.float32)
+
+
 class PatchDataset(Dataset):
     """Random ``patch_size`` HR crops with their degraded LR inputs.
 
@@ -48,8 +76,14 @@ class PatchDataset(Dataset):
         patches_per_epoch: dataset length.
         min_valid_ratio: re-draw patches with fewer valid HR pixels than this.
         rotate180: augment by 180-degree rotation with probability 1/2.
-        degradation: OpenCV kernel name (see :mod:`training.data.degradation`).
-        normalization: ``minmax`` or ``fixed`` (see :func:`normalization_range`).
+        degradation: OpenCV kernel name (see :mod:`training.data.degradation`), or ``sensor``
+            for the randomised sensor model of :mod:`training.data.sensor_degradation` (depth
+            in metres, scaled by ``scaling``).
+        normalization: ``minmax`` or ``fixed`` (see :func:`normalization_range`), for the
+            research degradations.
+        sensor: the sensor model's ranges (``degradation: sensor``); defaults when None.
+        scaling: how sensor patches are scaled for the net (default: metres / 10).
+        in_channels: 1 (depth) or 2 (depth and validity mask) in ``item['lr']``.
         noise_std, hole_fraction: optional sensor-like corruption of the LR input.
         require_rgb: keep only samples with RGB (for DENet and the cross-task stage).
         seed: base seed.
@@ -59,7 +93,9 @@ class PatchDataset(Dataset):
                  patches_per_epoch: int = 10000, min_valid_ratio: float = 0.9,
                  rotate180: bool = True, degradation: str = 'cubic',
                  normalization: str = 'minmax', noise_std: float = 0.0,
-                 hole_fraction: float = 0.0, require_rgb: bool = False, seed: int = 0) -> None:
+                 hole_fraction: float = 0.0, require_rgb: bool = False, seed: int = 0,
+                 sensor: Optional[SensorDegradation] = None,
+                 scaling: Optional[DepthScaling] = None, in_channels: int = 1) -> None:
         if patch_size % scale:
             raise ValueError(f'patch_size {patch_size} must be a multiple of scale {scale}')
         usable = [s for s in samples
@@ -76,7 +112,11 @@ class PatchDataset(Dataset):
         self.noise_std = float(noise_std)
         self.hole_fraction = float(hole_fraction)
         self.seed = int(seed)
+        self.in_channels = int(in_channels)
+        self.sensor = (sensor or SensorDegradation()) if degradation == 'sensor' else None
+        self.scaling = scaling or SENSOR_SCALING
         self.epoch = 0
+        self._units: List[str] = [s.unit for s in usable]
         self.names: List[str] = [s.name for s in usable]
         self._depth: List[np.ndarray] = []
         self._valid: List[np.ndarray] = []
@@ -111,17 +151,12 @@ class PatchDataset(Dataset):
         if self.rotate180 and rng.random() < 0.5:
             hr, valid = hr[::-1, ::-1], valid[::-1, ::-1]
             rgb = rgb[::-1, ::-1] if rgb is not None else None
-        lr = degrade(np.ascontiguousarray(hr), self.scale, self.degradation,
-                     round_to_uint8=self._round[which])
-        offset, span = self._range[which]
-        hr_n = (hr - offset) / span
-        lr_n = (lr - offset) / span
-        if self.noise_std > 0 or self.hole_fraction > 0:
-            lr_n, holes = add_sensor_noise(lr_n, rng, self.noise_std, self.hole_fraction)
-            if holes.any() and not holes.all():
-                lr_n = fill_invalid(lr_n, ~holes)
+        if self.sensor is not None:
+            hr_n, lr_in = self._sensor_pair(hr, valid, self._units[which], rng)
+        else:
+            hr_n, lr_in = self._research_pair(hr, which, rng)
         item = {
-            'lr': torch.from_numpy(np.ascontiguousarray(lr_n, dtype=np.float32))[None],
+            'lr': torch.from_numpy(np.ascontiguousarray(lr_in, dtype=np.float32)),
             'hr': torch.from_numpy(np.ascontiguousarray(hr_n, dtype=np.float32))[None],
             'valid': torch.from_numpy(np.ascontiguousarray(valid, dtype=np.float32))[None],
             'has_rgb': torch.tensor(rgb is not None),
@@ -132,6 +167,37 @@ class PatchDataset(Dataset):
         else:
             item['rgb'] = torch.zeros(3, size, size)
         return item
+
+    def _research_pair(self, hr: np.ndarray, which: int, rng: np.random.Generator) -> tuple:
+        """The paper's degradation (bit-exact OpenCV kernels), per-image normalisation."""
+        lr = degrade(np.ascontiguousarray(hr), self.scale, self.degradation,
+                     round_to_uint8=self._round[which])
+        offset, span = self._range[which]
+        hr_n = (hr - offset) / span
+        lr_n = (lr - offset) / span
+        lr_valid = np.ones(lr_n.shape, bool)
+        if self.noise_std > 0 or self.hole_fraction > 0:
+            lr_n, holes = add_sensor_noise(lr_n, rng, self.noise_std, self.hole_fraction)
+            if holes.any() and not holes.all():
+                lr_n = fill_invalid(lr_n, ~holes)
+                lr_valid = ~holes
+        return hr_n, make_net_input(lr_n, lr_valid, self.in_channels)
+
+    def _sensor_pair(self, hr: np.ndarray, valid: np.ndarray, unit: str,
+                     rng: np.random.Generator) -> tuple:
+        """Metric HR patch, the sensor model's LR input, both scaled as the node scales."""
+        hr_m = random_metric_range(np.ascontiguousarray(hr), valid, unit, rng)
+        degraded = self.sensor.apply(hr_m, valid, self.scale, rng)
+        lr_valid = degraded.valid
+        if not lr_valid.any():
+            lr_valid = np.ones(lr_valid.shape, bool)
+            affine = self.scaling.fit(hr_m[valid] if valid.any() else hr_m, 'm')
+            lr_m = degrade(hr_m, self.scale, 'area')
+        else:
+            affine = self.scaling.fit(degraded.depth[lr_valid], 'm')
+            lr_m = fill_invalid(degraded.depth, lr_valid)
+        lr_in = make_net_input(affine.forward(lr_m), lr_valid, self.in_channels)
+        return affine.forward(hr_m), lr_in
 
     def _draw(self, rng: np.random.Generator) -> tuple:
         """Pick (sample, top, left) with enough valid pixels; keep the best of a few tries."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from training.data.sample import RGBDSample
 
-__all__ = ['synthetic_samples']
+__all__ = ['room_samples', 'synthetic_samples']
 
 
 def synthetic_samples(count: int = 4, height: int = 128, width: int = 160, seed: int = 0,
@@ -40,4 +40,20 @@ def synthetic_samples(count: int = 4, height: int = 128, width: int = 160, seed:
             rgb = rgb.astype(np.uint8)
         samples.append(RGBDSample(f'synthetic_{seed}_{index}', depth.astype(np.float32), valid,
                                   'disparity_8bit', rgb=rgb, source='procedural'))
+    return samples
+
+
+def room_samples(count: int = 64, height: int = 240, width: int = 320, seed: int = 0
+                 ) -> List[RGBDSample]:
+    """``count`` random cluttered rooms in metres (:func:`dsr_ros.scene.random_room`).
+
+    Unlimited metric scenes at robot ranges for sensor models; ``seed`` picks the set, so the
+    held-out rooms (another seed) never overlap the training rooms.
+    """
+    from dsr_ros.scene import random_room
+    samples = []
+    for index in range(count):
+        depth = random_room(np.random.default_rng([seed, index]), width, height)
+        samples.append(RGBDSample(f'room_{seed}_{index}', depth, np.ones(depth.shape, bool),
+                                  'metre', source='dsr_ros.scene.random_room'))
     return samples
