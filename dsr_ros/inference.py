@@ -22,11 +22,11 @@ from scipy import ndimage
 
 from dsr_ros.checkpoint import load_checkpoint
 from dsr_ros.depth_io import valid_mask
-from dsr_ros.depth_scaling import DepthScaling
+from dsr_ros.depth_scaling import Affine, DepthScaling
 from dsr_ros.networks import DSRNet
 
-__all__ = ['DepthSuperResolver', 'fill_invalid', 'make_net_input', 'resolve_device',
-           'valid_mask']
+__all__ = ['DepthSuperResolver', 'fill_invalid', 'make_net_input', 'prepare_net_input',
+           'resolve_device', 'valid_mask']
 
 LOGGER = logging.getLogger(__name__)
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -76,6 +76,20 @@ def make_net_input(normalised: np.ndarray, valid: np.ndarray, in_channels: int) 
     if in_channels != 2:
         raise ValueError(f'DSRNet input has 1 or 2 channels, got {in_channels!r}')
     return np.stack([depth, np.asarray(valid, dtype=np.float32)])
+
+
+def prepare_net_input(depth: np.ndarray, valid: np.ndarray, scaling: DepthScaling,
+                      in_channels: int, unit: str = 'm') -> Tuple[np.ndarray, Affine]:
+    """LR depth with holes -> the net's ``(C, h, w)`` input and the map back to ``unit``.
+
+    The one path from a depth frame to the net, shared by the node (:meth:`DepthSuperResolver.
+    run`), training patches and evaluation: the scaling is fitted on the valid pixels only,
+    holes are filled from their nearest valid neighbour, and the mask rides along for
+    mask-aware nets.
+    """
+    affine = scaling.fit(depth[valid], unit)
+    filled = fill_invalid(np.where(valid, depth, 0.0).astype(np.float32), valid)
+    return make_net_input(affine.forward(filled), valid, in_channels), affine
 
 
 class DepthSuperResolver:
@@ -168,11 +182,8 @@ class DepthSuperResolver:
         metres = depth.astype(np.float32)
         if depth.dtype == np.uint16:
             metres /= np.float32(1000.0)
-        affine = self.input_scaling().fit(metres[valid], 'm')
-        filled = fill_invalid(metres, valid)
-        net_out = self._super_resolve(
-            make_net_input(affine.forward(filled), valid, self.in_channels))
-        result = affine.inverse(net_out)
+        net_in, affine = prepare_net_input(metres, valid, self.input_scaling(), self.in_channels)
+        result = affine.inverse(self._super_resolve(net_in))
         out_valid = np.repeat(np.repeat(valid, self.scale, axis=0), self.scale, axis=1)
         return self._encode(result, out_valid, depth.dtype)
 
@@ -186,6 +197,10 @@ class DepthSuperResolver:
         if valid is None:
             valid = np.ones(depth_lr.shape, bool)
         return self._super_resolve(make_net_input(depth_lr, valid, self.in_channels))
+
+    def run_prepared(self, net_input: np.ndarray) -> np.ndarray:
+        """Run the net on a ``(C, h, w)`` input from :func:`prepare_net_input`."""
+        return self._super_resolve(np.asarray(net_input, dtype=np.float32))
 
     def input_scaling(self) -> DepthScaling:
         """The scaling applied to frames given to :meth:`run` (in metres)."""

@@ -126,25 +126,27 @@ def checkpoint_method(path: PathLike, label: Optional[str] = None, device: str =
 
 
 def _resolver_method(resolver: Any, label: str, info: Dict[str, Any]) -> Method:
-    from dsr_ros.inference import fill_invalid
-    norm = resolver.normalization
-    info = dict(info, normalization=dict(norm))
+    from dsr_ros.depth_io import valid_mask
+    from dsr_ros.depth_scaling import DepthScaling
+    from dsr_ros.inference import prepare_net_input
+    scaling = resolver.scaling
+    info = dict(info, normalization=scaling.to_dict())
 
     def predict(lr: np.ndarray, sample: RGBDSample, scale: int) -> Tuple[np.ndarray, float]:
-        valid = np.isfinite(lr) & (lr > 0) if sample.unit != 'relative' else np.isfinite(lr)
+        valid = valid_mask(lr) if sample.unit != 'relative' else np.isfinite(lr)
         if not valid.any():
             raise ValueError('LR input has no valid pixel')
-        values = lr[valid]
-        if norm.get('mode') == 'fixed' and norm.get('unit', 'disparity_8bit') == sample.unit:
-            offset, span = 0.0, float(norm.get('max_value', 255.0))
-        else:
-            low, high = float(values.min()), float(values.max())
-            offset, span = low, max(high - low, 1e-6)
-        net_in = (fill_invalid(lr.astype(np.float32), valid) - offset) / span
+        unit = {'metre': 'm'}.get(sample.unit, sample.unit)
+        try:
+            net_in, affine = prepare_net_input(lr, valid, scaling, resolver.in_channels, unit)
+        except ValueError:
+            # A metric model on disparity or relative depth: the LR input's own min-max range.
+            net_in, affine = prepare_net_input(lr, valid, DepthScaling('range'),
+                                               resolver.in_channels)
         start = time.perf_counter()
-        out = resolver.run_normalized(net_in.astype(np.float32))
+        out = resolver.run_prepared(net_in)
         seconds = time.perf_counter() - start
-        return out * span + offset, seconds
+        return affine.inverse(out), seconds
 
     return Method(label, predict, (int(resolver.scale),), info)
 
@@ -453,10 +455,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--tile-size', type=int, default=0,
                         help='LR tile edge for large inputs on small memory (0 = whole image)')
     parser.add_argument('--no-maps', action='store_true', help='skip error-map images')
+    parser.add_argument('--suite', choices=['paper', 'sensor'], default='paper',
+                        help='paper: the data set protocol above; sensor: the real-sensor '
+                             'suite of training.sensor_suite (every data set, every family)')
+    parser.add_argument('--quick', action='store_true',
+                        help='sensor suite on one small crop per data set (seconds)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     if args.labels is not None and len(args.labels) != len(args.weights):
         parser.error(f'--labels needs one label per --weights file ({len(args.weights)})')
+    if args.suite == 'sensor':
+        return _sensor_main(args, parser)
     methods = []
     if args.method or not args.weights:
         methods.append(bicubic_method())
@@ -493,6 +502,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'\nwrote {args.out}/results.json, results.csv, table.md'
           + ('' if args.no_maps else ', maps/, overview.png'))
     return 1 if results['errors'] else 0
+
+
+def _sensor_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from training.data.readers import shared_data_root
+    from training.sensor_suite import markdown_report, run_suite
+    if not args.weights:
+        parser.error('--suite sensor needs --weights (bicubic and nearest are always scored)')
+    try:
+        results = run_suite(args.weights, args.out, args.data_root or shared_data_root(),
+                            args.labels, args.quick, args.device)
+    except ValueError as error:  # CheckpointError is a ValueError
+        print(f'evaluate: {error}', file=sys.stderr)
+        return 2
+    print(markdown_report(results))
+    print(f'wrote {args.out}/sensor.json, sensor.md, sensor_maps.png')
+    return 0
 
 
 if __name__ == '__main__':

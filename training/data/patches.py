@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
-from dsr_ros.inference import fill_invalid, make_net_input
+from dsr_ros.inference import fill_invalid, make_net_input, prepare_net_input
 from training.data.degradation import add_sensor_noise, degrade
 from training.data.sample import RGBDSample
 from training.data.sensor_degradation import SensorDegradation
@@ -188,15 +188,10 @@ class PatchDataset(Dataset):
         """Metric HR patch, the sensor model's LR input, both scaled as the node scales."""
         hr_m = random_metric_range(np.ascontiguousarray(hr), valid, unit, rng)
         degraded = self.sensor.apply(hr_m, valid, self.scale, rng)
-        lr_valid = degraded.valid
-        if not lr_valid.any():
-            lr_valid = np.ones(lr_valid.shape, bool)
-            affine = self.scaling.fit(hr_m[valid] if valid.any() else hr_m, 'm')
-            lr_m = degrade(hr_m, self.scale, 'area')
-        else:
-            affine = self.scaling.fit(degraded.depth[lr_valid], 'm')
-            lr_m = fill_invalid(degraded.depth, lr_valid)
-        lr_in = make_net_input(affine.forward(lr_m), lr_valid, self.in_channels)
+        lr_m, lr_valid = degraded.depth, degraded.valid
+        if not lr_valid.any():  # nothing survived: fall back to the clean box average
+            lr_m, lr_valid = degrade(hr_m, self.scale, 'area'), np.ones(lr_valid.shape, bool)
+        lr_in, affine = prepare_net_input(lr_m, lr_valid, self.scaling, self.in_channels)
         return affine.forward(hr_m), lr_in
 
     def _draw(self, rng: np.random.Generator) -> tuple:

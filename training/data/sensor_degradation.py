@@ -283,7 +283,8 @@ def blob_holes(shape: Tuple[int, int], rng: np.random.Generator, fraction: float
         if mask.mean() >= fraction:
             break
         centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        axes = (int(rng.integers(1, max(2, width // 6))), int(rng.integers(1, max(2, height // 6))))
+        axes = (int(rng.integers(1, max(2, width // 6))),
+                int(rng.integers(1, max(2, height // 6))))
         cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
     return mask > 0
 

@@ -1,0 +1,113 @@
+"""One depth scaling for training, evaluation and the node; mask-aware input; validity."""
+
+import numpy as np
+import pytest
+import torch
+
+from dsr_ros.checkpoint import save_checkpoint
+from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
+from dsr_ros.inference import DepthSuperResolver
+from dsr_ros.networks import DSRNet
+from training.data.patches import PatchDataset
+from training.data.sample import RGBDSample
+from training.data.sensor_degradation import SensorDegradation
+from training.evaluate import checkpoint_method
+
+
+def _mask_model(seed=0, scale=4):
+    torch.manual_seed(seed)
+    return DSRNet(scale=scale, num_channels=6, num_blocks=1, in_channels=2).eval()
+
+
+def _frame_mm(height=16, width=20, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = rng.integers(800, 3500, (height, width)).astype(np.uint16)
+    frame[3:6, 4:9] = 0
+    frame[10, 15] = 0
+    return frame
+
+
+def test_legacy_spellings_are_understood():
+    assert DepthScaling.from_dict({'mode': 'minmax', 'max_value': 255.0}) == DepthScaling(
+        'range', low_percentile=0.0, high_percentile=100.0)
+    paper = DepthScaling.from_dict({'mode': 'fixed', 'max_value': 255.0,
+                                    'unit': 'disparity_8bit / 255'})
+    assert paper.unit == 'disparity_8bit' and paper.max_value == 255.0
+    assert DepthScaling.from_dict(SENSOR_SCALING.to_dict()) == SENSOR_SCALING
+
+
+def test_fixed_scaling_refuses_another_unit():
+    with pytest.raises(ValueError, match='cannot scale depth in disparity_8bit'):
+        SENSOR_SCALING.fit(np.ones(4), 'disparity_8bit')
+    with pytest.raises(ValueError, match='mode must be one of'):
+        DepthScaling('minmaxx')
+
+
+def test_robust_range_ignores_one_flying_pixel():
+    values = np.random.default_rng(0).uniform(1.0, 3.0, 10000)
+    robust = DepthScaling('range', low_percentile=1.0, high_percentile=99.0)
+    with_outlier = np.append(values, 80.0)
+    a, b = robust.fit(values), robust.fit(with_outlier)
+    assert abs(a.offset - b.offset) < 1e-3 and abs(a.span - b.span) / a.span < 1e-3
+    plain = DepthScaling('range')
+    assert plain.fit(with_outlier).span > 30 * plain.fit(values).span
+
+
+def test_one_flying_pixel_does_not_change_the_rest_of_the_frame():
+    model = _mask_model()
+    resolver = DepthSuperResolver(model, SENSOR_SCALING.to_dict(), device='cpu')
+    frame = _frame_mm(32, 32)
+    spoiled = frame.copy()
+    spoiled[0, 0] = 60000  # a 60 m flying pixel in one corner
+    out, out2 = resolver.run(frame), resolver.run(spoiled)
+    far = np.ones(out.shape, bool)
+    far[:24, :24] = False  # outside the corner pixel's receptive field
+    np.testing.assert_array_equal(out[far], out2[far])
+
+
+def test_validity_passes_through_and_valid_output_is_positive():
+    model = _mask_model()
+    with torch.no_grad():  # push the output negative: valid pixels must stay > 0 anyway
+        model.reconstruction[-1].bias.fill_(-5.0)
+    resolver = DepthSuperResolver(model, SENSOR_SCALING.to_dict(), device='cpu')
+    frame = _frame_mm()
+    expected = np.repeat(np.repeat(frame > 0, 4, axis=0), 4, axis=1)
+    out_mm = resolver.run(frame)
+    np.testing.assert_array_equal(out_mm > 0, expected)
+    metres = frame.astype(np.float32) / 1000
+    metres[frame == 0] = np.nan
+    out_m = resolver.run(metres)
+    np.testing.assert_array_equal(np.isfinite(out_m), expected)
+    assert (out_m[expected] > 0).all()
+
+
+def test_training_evaluation_and_node_paths_agree(tmp_path):
+    """The same LR frame through a training patch, the harness and the node's resolver."""
+    model = _mask_model(seed=3)
+    path = save_checkpoint(tmp_path / 'mask.pt', model, normalization=SENSOR_SCALING.to_dict())
+    lr_mm = _frame_mm(16, 16, seed=5)
+    lr_m = lr_mm.astype(np.float32) / 1000
+    valid = lr_mm > 0
+    # Node path: uint16 millimetres with zeros.
+    node = DepthSuperResolver.from_checkpoint(path, device='cpu').run(lr_mm).astype(np.float64)
+    # Training path: an HR sample whose phase-0 point sampling is exactly this frame, with no
+    # noise, quantisation or extra holes; metric unit, so no random range mapping.
+    hr = np.repeat(np.repeat(np.where(valid, lr_m, 0), 4, axis=0), 4, axis=1)
+    hr_valid = np.repeat(np.repeat(valid, 4, axis=0), 4, axis=1)
+    identity = SensorDegradation(downsampling={'point': 1}, point_phase0_prob=1.0,
+                                 noise={'none': 1}, quantization={'none': 1}, blob_prob=0,
+                                 edge_dropout_prob=0, range_cut_prob=0, border_prob=0,
+                                 flying_prob=0)
+    sample = RGBDSample('frame', hr.astype(np.float32), hr_valid, 'metre')
+    dataset = PatchDataset([sample], 4, patch_size=64, patches_per_epoch=1, min_valid_ratio=0,
+                           rotate180=False, degradation='sensor', sensor=identity,
+                           in_channels=2)
+    item = dataset[0]
+    np.testing.assert_array_equal(item['lr'][1].numpy(), valid.astype(np.float32))
+    with torch.no_grad():
+        trained = model(item['lr'][None]).numpy()[0, 0] * SENSOR_SCALING.max_value
+    # Evaluation path: the harness's checkpoint method on a metric sample.
+    evaluated, _ = checkpoint_method(path).predict(np.where(valid, lr_m, np.nan), sample, 4)
+    out_valid = hr_valid
+    np.testing.assert_allclose(node[out_valid] / 1000, trained[out_valid], atol=1e-3)
+    np.testing.assert_allclose(evaluated[out_valid], trained[out_valid], atol=1e-5)
