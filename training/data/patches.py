@@ -153,6 +153,10 @@ class PatchDataset(Dataset):
             rgb = rgb[::-1, ::-1] if rgb is not None else None
         if self.sensor is not None:
             hr_n, lr_in = self._sensor_pair(hr, valid, self._units[which], rng)
+            # The loss covers what the node outputs: HR pixels under a valid LR pixel (an LR
+            # hole's block is invalid in the output, so inpainting it would only cost capacity).
+            lr_valid = lr_in[-1] > 0.5 if self.in_channels == 2 else np.ones(lr_in.shape[1:], bool)
+            valid = valid & np.repeat(np.repeat(lr_valid, self.scale, axis=0), self.scale, axis=1)
         else:
             hr_n, lr_in = self._research_pair(hr, which, rng)
         item = {
