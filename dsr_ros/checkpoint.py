@@ -22,7 +22,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 
-from dsr_ros.depth_scaling import DepthScaling
+from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
 from dsr_ros.networks import DSRNet, SUPPORTED_SCALES
 
 __all__ = ['CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION', 'atomic_torch_save',
@@ -31,8 +31,8 @@ __all__ = ['CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION', 'ato
 CHECKPOINT_FORMAT = 'dsr_ros.dsrnet/1'
 REQUIRED_KEYS = ('format', 'arch', 'scale', 'normalization', 'state_dict')
 ARCH_KEYS = ('scale', 'num_channels', 'num_blocks', 'in_channels', 'global_residual')
-#: 8-bit disparity divided by 255, the paper's normalisation for Middlebury-trained models.
-DEFAULT_NORMALIZATION = {'mode': 'fixed', 'max_value': 255.0, 'unit': 'disparity_8bit'}
+#: Scaling recorded when a caller names none: metres / 10, what the node feeds sensor models.
+DEFAULT_NORMALIZATION = SENSOR_SCALING.to_dict()
 
 PathLike = Union[str, os.PathLike]
 

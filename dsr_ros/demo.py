@@ -34,7 +34,7 @@ from dsr_ros.depth_io import to_metres
 from dsr_ros.inference import fill_invalid, valid_mask
 from dsr_ros.ros_args import default_params_file, node_command
 from dsr_ros.scene import DepthScene, SceneConfig
-from dsr_ros.weights import default_weights_path
+from dsr_ros.weights import DEFAULT_WEIGHTS_NAME, default_weights_path
 
 __all__ = ['Metrics', 'bicubic_baseline', 'depth_errors_mm', 'main']
 
@@ -129,7 +129,7 @@ def _weights(args: argparse.Namespace, workdir: Path) -> tuple:
                            normalization={'mode': 'minmax', 'max_value': 1.0, 'unit': 'm'},
                            provenance={'note': 'dsr_demo: random weights, never trained'})
     print('WARNING: no --weights given and no trained model is shipped '
-          '(dsr_ros/weights/dsrnet_lite_x4.pt): running an UNTRAINED network with random '
+          f'(dsr_ros/weights/{DEFAULT_WEIGHTS_NAME}): running an UNTRAINED network with random '
           'weights.\n         Its SR numbers show the pipeline runs, not that the method works.',
           flush=True)
     return path, 'UNTRAINED random network ' + str(UNTRAINED_ARCH)

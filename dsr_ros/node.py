@@ -45,9 +45,10 @@ from dsr_ros.depth_io import OUTPUT_ENCODINGS, FrameError, check_camera_info, co
 from dsr_ros.inference import NORMALIZATION_MODES, PRECISIONS, DepthSuperResolver, resolve_device
 from dsr_ros.messages import (depth_from_msg, depth_to_msg, points_to_msg,
                               scaled_camera_info_msg)
+from dsr_ros.model_selection import choose_model
 from dsr_ros.pipeline import FlowStats, LatestFrameSlot, StampPairer
 from dsr_ros.pointcloud import depth_to_points
-from dsr_ros.weights import DEFAULT_WEIGHTS_NAME, default_weights_path
+from dsr_ros.weights import DEFAULT_SCALE, MODEL_SIZES, shipped_models, shipped_weights
 
 __all__ = ['DepthSuperResolutionNode', 'StartupError', 'main']
 
@@ -99,8 +100,24 @@ def _descriptor(description: str, *, read_only: bool = False, constraints: str =
 #: name -> (default, descriptor). config/dsr.yaml lists the same keys (a test checks it).
 PARAMETERS: Dict[str, tuple] = {
     'weights_path': ('', _descriptor(
-        'DSRNet checkpoint (.pt). Empty: the model shipped in dsr_ros/weights '
-        f'({DEFAULT_WEIGHTS_NAME}); start-up fails if there is none.', read_only=True)),
+        'DSRNet checkpoint (.pt). Empty: the shipped sensor model chosen by model and scale.',
+        read_only=True)),
+    'model': ('auto', _descriptor(
+        'Shipped model when weights_path is empty: tiny (real time on CPUs), lite, paper (GPU), '
+        'or auto: the largest that keeps up with expected_rate_hz, timed at start-up.',
+        read_only=True, constraints='auto | ' + ' | '.join(MODEL_SIZES))),
+    'scale': (DEFAULT_SCALE, _descriptor(
+        'Upscale factor of the shipped model when weights_path is empty (2, 4 or 8).',
+        read_only=True, int_range=(2, 16))),
+    'expected_rate_hz': (15.0, _descriptor(
+        'Camera frame rate model auto must keep up with.', read_only=True,
+        float_range=(0.0, 1000.0))),
+    'expected_input_width': (160, _descriptor(
+        'Input width model auto times the candidates at.', read_only=True,
+        int_range=(8, 8192))),
+    'expected_input_height': (120, _descriptor(
+        'Input height model auto times the candidates at.', read_only=True,
+        int_range=(8, 8192))),
     'device': ('auto', _descriptor(
         'Torch device; auto picks CUDA when available.', read_only=True,
         constraints='auto | cpu | cuda | cuda:N')),
@@ -237,30 +254,56 @@ class DepthSuperResolutionNode(Node):
         threads = self._param('torch_threads')
         if threads > 0:
             torch.set_num_threads(threads)
+        settings = self._settings
+
+        def build(path: Path) -> DepthSuperResolver:
+            try:
+                resolver = DepthSuperResolver.from_checkpoint(
+                    path, device=str(device), precision=precision,
+                    input_normalization=settings.normalization,
+                    tile_size=settings.tile_size, tile_overlap=settings.tile_overlap,
+                    channels_last=self._param('channels_last'))
+                resolver.input_scaling().fit(np.ones(1, np.float32), 'm')
+                return resolver
+            except CheckpointError as error:
+                raise StartupError(str(error)) from error
+            except (RuntimeError, ValueError) as error:
+                raise StartupError(f'cannot use checkpoint {str(path)!r} on {device} '
+                                   f'({precision}): {error}') from error
+
+        path, resolver = self._select_model(build)
+        self._weights = str(path)
+        return resolver
+
+    def _select_model(self, build) -> tuple:
+        """``weights_path`` if set, else the shipped model named by ``model`` and ``scale``.
+
+        ``model: auto`` times the shipped sensor models of that scale on a frame of the
+        expected size and keeps the largest that keeps up with ``expected_rate_hz``
+        (:mod:`dsr_ros.model_selection`); the measurement is logged.
+        """
         weights = self._param('weights_path')
         if weights:
             path = Path(weights).expanduser()
-        else:
-            path = default_weights_path()
-            if path is None:
-                raise StartupError(
-                    'no model: weights_path is empty and no default model is shipped '
-                    f'(dsr_ros/weights/{DEFAULT_WEIGHTS_NAME}); set weights_path to a DSRNet '
-                    'checkpoint')
-        settings = self._settings
-        try:
-            resolver = DepthSuperResolver.from_checkpoint(
-                path, device=str(device), precision=precision,
-                input_normalization=settings.normalization,
-                tile_size=settings.tile_size, tile_overlap=settings.tile_overlap,
-                channels_last=self._param('channels_last'))
-        except CheckpointError as error:
-            raise StartupError(str(error)) from error
-        except (RuntimeError, ValueError) as error:
-            raise StartupError(f'cannot use checkpoint {str(path)!r} on {device} '
-                               f'({precision}): {error}') from error
-        self._weights = str(path)
-        return resolver
+            return path, build(path)
+        size, scale = self._param('model'), self._param('scale')
+        if size != 'auto':
+            try:
+                path = shipped_weights(size, scale)
+            except ValueError as error:
+                raise StartupError(str(error)) from error
+            return path, build(path)
+        candidates = shipped_models().get(scale, {})
+        if not candidates:
+            raise StartupError(f'no model: weights_path is empty and no sensor model is shipped '
+                               f'for x{scale} (shipped scales: {sorted(shipped_models())}); '
+                               'set weights_path to a DSRNet checkpoint')
+        shape = (self._param('expected_input_height'), self._param('expected_input_width'))
+        rate = self._param('expected_rate_hz')
+        choice, resolver = choose_model(candidates, build, shape, rate)
+        log = self.get_logger().info if choice.keeps_up else self.get_logger().warning
+        log(choice.describe(rate) + f' at {shape[1]}x{shape[0]} input')
+        return choice.path, resolver
 
     def _create_topics(self) -> None:
         if self._param('input_reliability') == 'reliable':
