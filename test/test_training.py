@@ -199,7 +199,7 @@ def test_exported_checkpoint_runs_in_the_node_inference(tmp_path):
     trainer.train()
     model, meta = load_checkpoint(tmp_path / 'best_dsrnet.pt')
     assert meta['arch']['num_channels'] == trainer.dsrnet.num_channels
-    assert meta['normalization']['mode'] == 'minmax'
+    assert meta['normalization']['mode'] == 'range'
     assert meta['provenance']['epoch'] == 1
     resolver = DepthSuperResolver.from_checkpoint(tmp_path / 'best_dsrnet.pt', device='cpu')
     depth = np.full((24, 32), 1500, np.uint16)
