@@ -489,8 +489,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     if args.labels is not None and len(args.labels) != len(args.weights):
         parser.error(f'--labels needs one label per --weights file ({len(args.weights)})')
-    methods = [BASELINES[name]() for name in (args.method or ([] if args.weights
-                                                                else ['bicubic']))]
+    baselines = args.method or ([] if args.weights else ['bicubic'])
+    methods = [BASELINES[name]() for name in baselines]
     used = {m.label for m in methods}
     for index, path in enumerate(args.weights):
         label = args.labels[index] if args.labels else path.stem

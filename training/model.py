@@ -291,4 +291,3 @@ def _report(terms: Dict[str, torch.Tensor], task: torch.Tensor,
     scale = max(task.item(), 1e-12)
     report.update({f'share_{name[2:]}': value.item() / scale for name, value in added.items()})
     return report
-
