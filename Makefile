@@ -23,7 +23,7 @@ test: setup
 	$(PY) -m pytest -ra test
 
 lint: setup
-	$(PY) -m flake8 dsr_ros training test launch setup.py
+	$(PY) -m flake8 dsr_ros training test tools launch setup.py
 
 bench: setup
 	$(PY) -m dsr_ros.benchmark

@@ -62,21 +62,22 @@ def test_both_stages_run_and_log_roles(tmp_path):
 
 def test_role_follows_held_out_errors(tmp_path):
     trainer = make_trainer(tmp_path, stage1_epochs=1, stage2_epochs=2)
-    assert trainer.choose_role(0, {'e_dsr': 0.1, 'e_de': 0.2}) == 'both'
+    model = trainer.model
+    assert model.choose_role(0, {'e_dsr': 0.1, 'e_de': 0.2}) == 'both'
     # DSRNet better: it teaches, DENet learns; and the other way round once errors cross.
-    assert trainer.choose_role(1, {'e_dsr': 0.1, 'e_de': 0.2}) == 'de'
-    assert trainer.choose_role(1, {'e_dsr': 0.3, 'e_de': 0.2}) == 'dsr'
+    assert model.choose_role(1, {'e_dsr': 0.1, 'e_de': 0.2}) == 'de'
+    assert model.choose_role(1, {'e_dsr': 0.3, 'e_de': 0.2}) == 'dsr'
     trainer.config['schedule']['role_policy'] = 'dsr_student'
-    assert trainer.choose_role(1, {'e_dsr': 0.1, 'e_de': 0.2}) == 'dsr'
+    assert model.choose_role(1, {'e_dsr': 0.1, 'e_de': 0.2}) == 'dsr'
 
 
 def test_frozen_teacher_is_bit_identical_after_its_epoch(tmp_path):
     trainer = make_trainer(tmp_path, stage1_epochs=1, stage2_epochs=1)
     trainer.train_epoch()
     errors = trainer.validate()
-    role = trainer.choose_role(trainer.epoch, errors)
-    teacher = trainer.denet if role == 'dsr' else trainer.dsrnet
-    student = trainer.dsrnet if role == 'dsr' else trainer.denet
+    role = trainer.model.choose_role(trainer.epoch, errors)
+    teacher = trainer.model.denet if role == 'dsr' else trainer.model.dsrnet
+    student = trainer.model.dsrnet if role == 'dsr' else trainer.model.denet
     before_teacher, before_student = params(teacher), params(student)
     trainer.train_epoch()
     after_teacher, after_student = params(teacher), params(student)
@@ -88,17 +89,19 @@ def test_frozen_teacher_is_bit_identical_after_its_epoch(tmp_path):
 @pytest.mark.parametrize('student', ['dsr', 'de'])
 def test_distillation_gradients_reach_only_the_student(tmp_path, student, monkeypatch):
     trainer = make_trainer(tmp_path, stage1_epochs=0, stage2_epochs=1)
-    trainer._set_frozen(student)
-    trainer.rgb_set.set_epoch(0)
-    batch = torch.utils.data.default_collate([trainer.rgb_set[i] for i in range(4)])
-    for optimizer in trainer.optimizers.values():
+    model = trainer.model
+    model.set_frozen(student)
+    rgb_set = trainer.datasets['rgb']
+    rgb_set.set_epoch(0)
+    batch = torch.utils.data.default_collate([rgb_set[i] for i in range(4)])
+    for optimizer in model.optimizers.values():
         monkeypatch.setattr(optimizer, 'step', lambda *a, **k: None)
-    trainer._step_stage2(batch, student)
-    student_net = trainer.dsrnet if student == 'dsr' else trainer.denet
-    teacher_net = trainer.denet if student == 'dsr' else trainer.dsrnet
+    model.step('stage2', batch, student)
+    student_net = model.dsrnet if student == 'dsr' else model.denet
+    teacher_net = model.denet if student == 'dsr' else model.dsrnet
     assert all(p.grad is None for p in teacher_net.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student_net.parameters())
-    assert any(p.grad is not None for p in trainer.spnet.parameters())
+    assert any(p.grad is not None for p in model.spnet.parameters())
 
 
 def test_distill_terms_alone_push_the_student_towards_the_teacher():
@@ -198,7 +201,7 @@ def test_exported_checkpoint_runs_in_the_node_inference(tmp_path):
     trainer = make_trainer(tmp_path, stage1_epochs=1, stage2_epochs=0)
     trainer.train()
     model, meta = load_checkpoint(tmp_path / 'best_dsrnet.pt')
-    assert meta['arch']['num_channels'] == trainer.dsrnet.num_channels
+    assert meta['arch']['num_channels'] == trainer.model.dsrnet.num_channels
     assert meta['normalization']['mode'] == 'range'
     assert meta['provenance']['epoch'] == 1
     resolver = DepthSuperResolver.from_checkpoint(tmp_path / 'best_dsrnet.pt', device='cpu')
@@ -215,7 +218,7 @@ def test_ablation_without_distillation_trains_dsrnet_only(tmp_path):
     trainer = Trainer(config, tmp_path, synthetic_samples(3, 96, 128),
                       synthetic_samples(1, 96, 128, seed=1), progress=False)
     trainer.train()
-    assert not hasattr(trainer, 'denet')
+    assert not hasattr(trainer.model, 'denet')
     assert [row['role'] for row in trainer.history] == ['dsr-only', 'dsr-only']
 
 
@@ -273,7 +276,7 @@ def test_export_cli_writes_a_node_ready_checkpoint(tmp_path):
         model, meta = load_checkpoint(out)
         assert meta['provenance']['epoch'] == epoch
         assert torch.equal(model.state_dict()['reconstruction.2.weight'],
-                           trainer.dsrnet.state_dict()['reconstruction.2.weight'].cpu())
+                           trainer.model.dsrnet.state_dict()['reconstruction.2.weight'].cpu())
 
 
 def test_export_scores_middlebury_against_bicubic(tmp_path):

@@ -1,7 +1,12 @@
 """Training configuration: YAML files whose keys equal constructor and function arguments.
 
 Unknown keys are refused (a typo must not silently fall back to a default), and every section
-is merged over :data:`DEFAULTS`, so a config names only what it changes.
+is merged over :data:`DEFAULTS`, so a config names only what it changes. A config may start
+with ``base: other.yaml`` (a path relative to its own folder): it is then merged over that
+file instead of near-copying it; lists (e.g. ``data.train``) are replaced, not appended.
+
+:data:`DEFAULTS` follow the paper wherever it says something; every deviation from it is a
+switch listed in :data:`PAPER_DEVIATIONS` (and in the README's table).
 """
 
 from __future__ import annotations
@@ -9,13 +14,20 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, List, Sequence, Union
 
 import yaml
 
-__all__ = ['ConfigError', 'DEFAULTS', 'ROLE_POLICIES', 'load_config', 'merge_config']
+from training.networks import STRUCTURE_KERNELS as _KERNELS
+
+__all__ = ['ConfigError', 'DEFAULTS', 'OUTPUT_GATINGS', 'PAPER_DEVIATIONS', 'ROLE_POLICIES',
+           'STAGE2_DATA', 'apply_overrides', 'config_chain', 'load_config', 'merge_config']
 
 ROLE_POLICIES = ('errors', 'dsr_student', 'alternate')
+OUTPUT_GATINGS = ('none', 'pixel', 'error_ratio')
+STAGE2_DATA = ('mixed', 'rgbd')
+STRUCTURE_KERNELS = tuple(_KERNELS)
+SPNET_SCHEDULES = ('stage2', 'global')
 
 DEFAULTS: Dict[str, Any] = {
     'name': 'unnamed',
@@ -50,12 +62,32 @@ DEFAULTS: Dict[str, Any] = {
         'num_workers': 0,
     },
     'optim': {'lr': 1.0e-3, 'betas': [0.9, 0.99], 'eps': 1.0e-8, 'lr_step_epochs': 50,
-              'lr_gamma': 0.1},
-    'schedule': {'stage1_epochs': 100, 'stage2_epochs': 100, 'role_policy': 'errors'},
+              'lr_gamma': 0.1, 'spnet_schedule': 'stage2'},
+    'schedule': {'stage1_epochs': 100, 'stage2_epochs': 100, 'role_policy': 'errors',
+                 'stage2_data': 'mixed'},
     'loss': {'ssim_lambda': 0.2, 'gamma': 0.5, 'rho1': 0.1, 'rho2': 0.1, 'affinity_size': 32,
-             'affinity_normalize': True,
-             'side_weight': 0.1, 'distill': True, 'use_output': True, 'use_affinity': True,
+             'affinity_normalize': False, 'output_gating': 'none', 'structure_kernel': 'spsr',
+             'side_weight': 0.0, 'distill': True, 'use_output': True, 'use_affinity': True,
              'use_spnet': True},
+}
+
+#: Every switch by which a run may deviate from the paper: ``key: (paper value, why ours
+#: exists)``. The defaults above are the paper's values except where the paper is silent.
+PAPER_DEVIATIONS: Dict[str, tuple] = {
+    'loss.affinity_normalize': (False, 'cosine affinity (L2-normalised features); with raw '
+                                       'features L_A can be ~0 on unnormalised nets'),
+    'loss.affinity_size': (None, 'L_A on features pooled to at most P x P positions; the '
+                                 'paper does not say how it fits (HW)^2 in memory'),
+    'loss.output_gating': ('none', 'pixel: L_O only where the teacher is closer to the truth; '
+                                   'error_ratio: L_O x min(1, e_student / e_teacher)'),
+    'loss.side_weight': (0.0, 'GT supervision of the side outputs D^n in both stages'),
+    'loss.structure_kernel': ('spsr', 'half: central differences / 2 (halves S_gt)'),
+    'schedule.role_policy': ('errors', 'dsr_student / alternate instead of "the better net '
+                                       'teaches"'),
+    'schedule.stage2_data': (None, 'mixed: stage-2 batches hold depth-only and RGB-D patches '
+                                   'as in stage 1; rgbd: RGB-D pairs only'),
+    'optim.spnet_schedule': ('stage2', 'global: SPNet\'s step schedule counts from epoch 0'),
+    'data.normalization': ('fixed', 'minmax: per-patch min-max instead of / 255'),
 }
 
 
@@ -77,9 +109,7 @@ def merge_config(base: Dict[str, Any], override: Dict[str, Any], where: str = ''
     return merged
 
 
-def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """Read a YAML config, merge it over the defaults and validate it."""
-    path = Path(path)
+def _read_yaml(path: Path) -> Dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f'config file {os.fspath(path)!r} does not exist')
     try:
@@ -88,13 +118,58 @@ def load_config(path: Union[str, os.PathLike]) -> Dict[str, Any]:
         raise ConfigError(f'config file {os.fspath(path)!r} is not valid YAML: {error}') from error
     if not isinstance(raw, dict):
         raise ConfigError(f'config file {os.fspath(path)!r} must hold a mapping')
-    try:
-        config = merge_config(DEFAULTS, raw)
-    except ConfigError as error:
-        raise ConfigError(f'{os.fspath(path)}: {error}') from error
+    return raw
+
+
+def config_chain(path: Union[str, os.PathLike]) -> List[Path]:
+    """The files a config is built from, the most basic first (follows ``base:`` keys)."""
+    chain = [Path(path)]
+    while True:
+        base = _read_yaml(chain[-1]).get('base')
+        if base is None:
+            return chain[::-1]
+        parent = (chain[-1].parent / str(base)).resolve()
+        if parent in [p.resolve() for p in chain]:
+            raise ConfigError(f'{os.fspath(chain[-1])}: base {base!r} makes a cycle')
+        chain.append(parent)
+
+
+def load_config(path: Union[str, os.PathLike],
+                overrides: Sequence[str] = ()) -> Dict[str, Any]:
+    """Read a YAML config (and its ``base:`` chain), merge it over the defaults, validate it.
+
+    ``overrides`` are ``dotted.key=yaml_value`` strings applied last (see
+    :func:`apply_overrides`), e.g. ``seed=1`` for another seed of the same arm.
+    """
+    config = copy.deepcopy(DEFAULTS)
+    for file in config_chain(path):
+        raw = _read_yaml(file)
+        raw.pop('base', None)
+        try:
+            config = merge_config(config, raw)
+        except ConfigError as error:
+            raise ConfigError(f'{os.fspath(file)}: {error}') from error
+    config = apply_overrides(config, overrides)
     config['data']['train'] = [_expand(spec) for spec in config['data']['train']]
     config['data']['val'] = [_expand(spec) for spec in config['data']['val']]
     validate(config, os.fspath(path))
+    return config
+
+
+def apply_overrides(config: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    """Apply ``a.b=value`` strings (value parsed as YAML) to a merged config; unknown keys fail."""
+    for item in overrides:
+        key, sep, text = item.partition('=')
+        if not sep or not key:
+            raise ConfigError(f'override {item!r} is not KEY=VALUE (e.g. seed=1)')
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f'override {item!r}: value is not valid YAML ({error})') from error
+        nested: Any = value
+        for part in reversed(key.split('.')):
+            nested = {part: nested}
+        config = merge_config(config, nested)
     return config
 
 
@@ -102,8 +177,14 @@ def validate(config: Dict[str, Any], where: str = 'config') -> None:
     """Check values that would otherwise fail deep inside the training loop."""
     if config['scale'] not in (2, 4, 8, 16):
         raise ConfigError(f'{where}: scale must be 2, 4, 8 or 16, got {config["scale"]!r}')
-    if config['schedule']['role_policy'] not in ROLE_POLICIES:
-        raise ConfigError(f'{where}: schedule.role_policy must be one of {ROLE_POLICIES}')
+    choices = {'schedule.role_policy': ROLE_POLICIES, 'schedule.stage2_data': STAGE2_DATA,
+               'loss.output_gating': OUTPUT_GATINGS, 'loss.structure_kernel': STRUCTURE_KERNELS,
+               'optim.spnet_schedule': SPNET_SCHEDULES}
+    for dotted, allowed in choices.items():
+        section, key = dotted.split('.')
+        if config[section][key] not in allowed:
+            raise ConfigError(f'{where}: {dotted} must be one of {allowed}, got '
+                              f'{config[section][key]!r}')
     if config['data']['patch_size'] % config['scale']:
         raise ConfigError(f'{where}: data.patch_size must be a multiple of scale')
     if not config['data']['train']:

@@ -13,7 +13,12 @@ Protocol (see /work/shared/docs/method.md, "Evaluation protocol"):
   (OpenCV INTER_CUBIC, rounded to uint8 for 8-bit disparity); errors over valid GT pixels.
   ``nyuv2``: RMSE/MAD in centimetres with the usual 6-pixel border crop. ``lu_rgbd6``: the
   per-image normalised 0-255 scale. ``msgnet_testsets`` and ``middlebury_thirdsize``: 0-255.
-- bicubic = OpenCV INTER_CUBIC upsampling of the LR input (float, not rounded).
+- ``bicubic`` = OpenCV INTER_CUBIC upsampling (a = -0.75) of the LR input (float, not
+  rounded); ``bicubic_matlab`` = MATLAB's bicubic ``imresize`` (a = -0.5, uint8 output on 8-bit
+  data, :mod:`training.matlab_resize`), which reproduces the paper's bicubic row.
+- ``--round-uint8`` rounds every method's output to uint8 before the errors on 8-bit data
+  (as a MATLAB harness storing uint8 images would); ``_meta.sr_rounding`` and the printed
+  report say which was used.
 - a checkpoint runs through :class:`dsr_ros.inference.DepthSuperResolver.run_normalized` on the
   hole-filled LR input, normalised ``fixed`` (divide by the checkpoint's ``max_value``) when the
   checkpoint was trained ``fixed`` on the set's unit, otherwise min-max of the LR input's valid
@@ -47,8 +52,9 @@ from training.data.readers import DataError, list_samples, load_samples
 from training.data.sample import RGBDSample
 from training.metrics import abs_error, mad, rmse
 
-__all__ = ['PROTOCOLS', 'Method', 'bicubic_method', 'checkpoint_method', 'evaluate_methods',
-           'evaluate_checkpoint', 'evaluate_model', 'markdown_table', 'main']
+__all__ = ['PROTOCOLS', 'Method', 'bicubic_method', 'bicubic_matlab_method', 'BASELINES',
+           'checkpoint_method', 'evaluate_methods', 'evaluate_checkpoint', 'evaluate_model',
+           'markdown_table', 'main']
 
 LOGGER = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
@@ -97,6 +103,22 @@ def bicubic_method() -> Method:
         out = upsample_bicubic(lr, scale)
         return out, time.perf_counter() - start
     return Method('Bicubic', predict)
+
+
+def bicubic_matlab_method() -> Method:
+    """MATLAB-style bicubic (a = -0.5, uint8 result on 8-bit data): the paper's bicubic row."""
+    from training.matlab_resize import imresize_bicubic
+
+    def predict(lr: np.ndarray, sample: RGBDSample, scale: int) -> Tuple[np.ndarray, float]:
+        start = time.perf_counter()
+        out = imresize_bicubic(lr, scale, to_uint8=sample.unit == 'disparity_8bit')
+        return out.astype(np.float32), time.perf_counter() - start
+    return Method('Bicubic (MATLAB)', predict, info={'kernel': 'cubic a=-0.5, uint8 output'})
+
+
+#: Baseline rows by ``--method`` name.
+BASELINES: Dict[str, Callable[[], Method]] = {'bicubic': bicubic_method,
+                                              'bicubic_matlab': bicubic_matlab_method}
 
 
 def evaluate_model_method(model: Any, normalization: Dict[str, Any], label: str,
@@ -176,8 +198,11 @@ def evaluate_methods(methods: Sequence[Method], dataset: str = 'middlebury2005',
                      names: Optional[Sequence[str]] = None, out_dir: Optional[PathLike] = None,
                      save_maps: bool = True,
                      samples: Optional[Sequence[RGBDSample]] = None,
-                     progress: bool = True) -> Dict[str, Any]:
+                     progress: bool = True, round_uint8: bool = False) -> Dict[str, Any]:
     """Score every method on every scene and scale; write the outputs when ``out_dir`` is set.
+
+    ``round_uint8`` rounds every prediction on 8-bit data (``disparity_8bit``) to 0..255
+    integers before the errors are computed.
 
     Returns ``{method: {scene: {scale: {'mad', 'rmse', 'forward_s'}}}, 'errors': {...},
     '_meta': {...}}``. Scales are int keys here (strings in results.json). Pass ``samples``
@@ -204,6 +229,8 @@ def evaluate_methods(methods: Sequence[Method], dataset: str = 'middlebury2005',
             pred, seconds = method.predict(lr.astype(np.float32), sample, scale)
             if pred.shape != gt.shape:
                 raise ValueError(f'prediction {pred.shape} does not match GT {gt.shape}')
+            if round_uint8 and sample.unit == 'disparity_8bit':
+                pred = np.clip(np.rint(pred), 0, 255)
             pred_u = pred.astype(np.float64) * protocol.factor
             gt_u = gt.astype(np.float64) * protocol.factor
             entry = {'mad': mad(pred_u, gt_u, valid, protocol.crop),
@@ -226,6 +253,7 @@ def evaluate_methods(methods: Sequence[Method], dataset: str = 'middlebury2005',
         'dataset': dataset, 'data_root': os.fspath(data_root) if data_root else None,
         'scales': scales, 'scenes': scene_names, 'unit': protocol.unit_label,
         'crop': protocol.crop, 'shipped_lr': protocol.shipped_lr,
+        'sr_rounding': 'uint8 on 8-bit data' if round_uint8 else 'none (float outputs)',
         'methods': {m.label: _jsonable(m.info) for m in methods},
     }
     if out_dir is not None:
@@ -444,8 +472,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--data-root', type=Path, default=None,
                         help='data set folder (default: its folder under ../shared/data)')
     parser.add_argument('--scales', type=int, nargs='+', default=[2, 4, 8, 16])
-    parser.add_argument('--method', nargs='*', default=None, choices=['bicubic'],
-                        help='baseline rows (default: bicubic when no --weights is given)')
+    parser.add_argument('--method', nargs='*', default=None, choices=sorted(BASELINES),
+                        help='baseline rows: bicubic (OpenCV, a = -0.75), bicubic_matlab '
+                             '(a = -0.5, uint8: the paper\'s row); default: bicubic when no '
+                             '--weights is given')
     parser.add_argument('--weights', type=Path, nargs='*', default=[],
                         help='DSRNet checkpoints; each fills the column of its own scale')
     parser.add_argument('--labels', nargs='*', default=None, help='row labels for --weights')
@@ -455,6 +485,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--tile-size', type=int, default=0,
                         help='LR tile edge for large inputs on small memory (0 = whole image)')
     parser.add_argument('--no-maps', action='store_true', help='skip error-map images')
+    parser.add_argument('--round-uint8', action='store_true',
+                        help='round every output to uint8 before MAD/RMSE on 8-bit data')
     parser.add_argument('--suite', choices=['paper', 'sensor'], default='paper',
                         help='paper: the data set protocol above; sensor: the real-sensor '
                              'suite of training.sensor_suite (every data set, every family)')
@@ -466,9 +498,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f'--labels needs one label per --weights file ({len(args.weights)})')
     if args.suite == 'sensor':
         return _sensor_main(args, parser)
-    methods = []
-    if args.method or not args.weights:
-        methods.append(bicubic_method())
+    baselines = args.method or ([] if args.weights else ['bicubic'])
+    methods = [BASELINES[name]() for name in baselines]
     used = {m.label for m in methods}
     for index, path in enumerate(args.weights):
         label = args.labels[index] if args.labels else path.stem
@@ -486,8 +517,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.scales.append(method.scales[0])
         methods.append(method)
     results = evaluate_methods(methods, args.dataset, args.data_root, sorted(set(args.scales)),
-                               args.names, args.out, save_maps=not args.no_maps)
+                               args.names, args.out, save_maps=not args.no_maps,
+                               round_uint8=args.round_uint8)
     unit = results['_meta']['unit']
+    print(f'SR outputs before the errors: {results["_meta"]["sr_rounding"]}')
     primary = PROTOCOLS[args.dataset].primary
     for metric in (primary, 'rmse' if primary == 'mad' else 'mad'):
         print(f'\n{metric.upper()} ({unit}), {args.dataset}:\n')

@@ -73,7 +73,8 @@ def _from_training_state(state_path: Path) -> tuple:
         raise CheckpointError(state_path, f'not a usable training state ({error})') from error
     history = state['history']
     meta = {'normalization': checkpoint_normalization(config), 'config': config,
-            'provenance': {'config_name': config['name'], 'epoch': int(state['epoch'])},
+            'provenance': dict(state.get('provenance', {}), config_name=config['name'],
+                               epoch=int(state['epoch'])),
             'metrics': {'val_e_dsr': history[-1]['val_e_dsr'] if history else None,
                         'val_history': [{k: row[k] for k in ('epoch', 'role', 'val_e_dsr')}
                                         for row in history]}}

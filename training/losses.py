@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ['affinity', 'affinity_loss', 'affinity_memory_bytes', 'de_loss', 'masked_l1',
-           'output_loss', 'ssim']
+           'output_loss', 'ssim', 'teacher_better_mask']
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor,
@@ -50,11 +50,27 @@ def de_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tenso
     return ssim_lambda * structural + (1.0 - ssim_lambda) * masked_l1(pred, target, mask)
 
 
-def output_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]
-                ) -> torch.Tensor:
-    """``L_O = mean_n |D_student^n - D_teacher^n|_1`` (pass the teacher's tensors detached)."""
-    terms = [(s - t).abs().mean() for s, t in zip(student, teacher)]
+def output_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor],
+                gates: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+    """``L_O = mean_n |D_student^n - D_teacher^n|_1`` (pass the teacher's tensors detached).
+
+    ``gates`` (one 0/1 map per side output, e.g. :func:`teacher_better_mask`) zero the pixels
+    where the teacher should not teach; the mean stays over all pixels, so a gate can only
+    make ``L_O`` smaller (our option, config ``loss.output_gating: pixel``; not in the paper).
+    """
+    if gates is None:
+        terms = [(s - t).abs().mean() for s, t in zip(student, teacher)]
+    else:
+        terms = [((s - t).abs() * g).mean() for s, t, g in zip(student, teacher, gates)]
     return torch.stack(terms).mean()
+
+
+def teacher_better_mask(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor,
+                        valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """1 where the teacher's output is strictly closer to the truth than the student's."""
+    with torch.no_grad():
+        better = ((teacher - target).abs() < (student - target).abs()).to(student.dtype)
+        return better if valid is None else better * valid
 
 
 def affinity(features: torch.Tensor, size: int = 32, normalize: bool = False) -> torch.Tensor:
@@ -63,8 +79,8 @@ def affinity(features: torch.Tensor, size: int = 32, normalize: bool = False) ->
     ``R`` reshapes (B, C, h, w) to (B, hw, C). The full-resolution matrix is (HW)^2 entries
     (4.3e9 for a 256x256 patch), so the features are pooled first (method.md, our choice).
     With raw features the dot products are large and every row's softmax collapses onto its
-    own position (L_A is then ~0 and teaches nothing); ``normalize`` L2-normalises each
-    position's feature first (cosine affinity, our choice, config ``affinity_normalize``).
+    own position; ``normalize`` L2-normalises each position's feature first (cosine affinity,
+    our option, config ``affinity_normalize``). The default is the paper's raw products.
     """
     height, width = features.shape[-2:]
     if height > size or width > size:

@@ -106,14 +106,25 @@ class SPNet(nn.Module):
         return self.body(fused)
 
 
-_DIFF_X = torch.tensor([[0.0, 0.0, 0.0], [-0.5, 0.0, 0.5], [0.0, 0.0, 0.0]])
+#: Horizontal central difference ``D(x+1) - D(x-1)``, SPSR's ``Get_gradient`` kernel.
+_DIFF_X = torch.tensor([[0.0, 0.0, 0.0], [-1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+#: ``kernel``: (difference scale, epsilon inside the square root).
+STRUCTURE_KERNELS = {'spsr': (1.0, 1e-6), 'half': (0.5, 1e-12)}
 
 
-def structure_map(depth: torch.Tensor) -> torch.Tensor:
-    """Structure ground truth: gradient magnitude by fixed central-difference kernels (SPSR).
+def structure_map(depth: torch.Tensor, kernel: str = 'spsr') -> torch.Tensor:
+    """Structure ground truth ``S_gt = sqrt(gx^2 + gy^2 + eps)`` by fixed kernels.
 
-    Replicate padding keeps image borders from looking like edges.
+    ``spsr`` (default) is SPSR's (Ma et al., CVPR 2020): ``gx = D(x+1) - D(x-1)``, eps 1e-6.
+    ``half`` divides both differences by 2 (this project's earlier choice; it halves the
+    target, which acts like a smaller ``rho1``). Replicate padding (SPSR pads with zeros) keeps
+    patch borders from looking like depth edges.
     """
-    kernel = torch.stack([_DIFF_X, _DIFF_X.t()]).unsqueeze(1).to(depth)
-    grads = F.conv2d(F.pad(depth, (1, 1, 1, 1), mode='replicate'), kernel)
-    return torch.sqrt(grads.pow(2).sum(dim=1, keepdim=True) + 1e-12)
+    if kernel not in STRUCTURE_KERNELS:
+        raise ValueError(f'unknown structure kernel {kernel!r}, expected '
+                         f'{sorted(STRUCTURE_KERNELS)}')
+    factor, eps = STRUCTURE_KERNELS[kernel]
+    diff = _DIFF_X * factor
+    weights = torch.stack([diff, diff.t()]).unsqueeze(1).to(depth)
+    grads = F.conv2d(F.pad(depth, (1, 1, 1, 1), mode='replicate'), weights)
+    return torch.sqrt(grads.pow(2).sum(dim=1, keepdim=True) + eps)

@@ -1,65 +1,111 @@
-"""Cross-task distillation training of DSRNet (Algorithm 1 of Sun et al., CVPR 2021).
+"""The training loop of cross-task distillation (Algorithm 1 of Sun et al., CVPR 2021).
 
     python -m training.train --config training/configs/lite_x4.yaml --out runs/lite_x4 [--resume]
 
-Stage 1 trains DSRNet (L_DSR) and DENet (L_DE) independently. Stage 2 picks, at the start of
-every epoch, a teacher and a student from their held-out errors (``role_policy: errors``, the
-paper), freezes and detaches the teacher and trains the student and SPNet with
-``L_task + rho1 L_struc + rho2 (L_O + gamma L_A)``. The DSRNet with the lowest held-out error
-is exported as a node-ready checkpoint (``best_dsrnet.pt``) whenever it improves.
+The method itself (nets, optimisers, roles, freezing, one step) is
+:class:`training.model.CrossTaskModel`; this module runs it: epochs, held-out validation,
+role choice and its warnings, checkpoints, logging and the command line. Stage 1 trains DSRNet
+and DENet independently; stage 2 picks a student every epoch (``schedule.role_policy``). The
+DSRNet with the lowest held-out error is exported as a node-ready ``best_dsrnet.pt``, the last
+one as ``final_dsrnet.pt``.
 
 Every epoch ends with an atomic ``last.pt``; ``--resume`` restores it and replays the epoch that
 was interrupted exactly (patches are drawn from ``(seed, epoch, index)``), so a killed run ends
-with the weights an uninterrupted run would have. Multi-GPU: ``torchrun --nproc_per_node K -m
-training.train ...`` splits each epoch's patches across ranks and averages gradients.
+with the weights an uninterrupted run would have. Multi-process: ``torchrun --nproc_per_node K
+-m training.train ...`` gives every rank the same number of batches of each epoch and averages
+gradients (:mod:`training.distributed`).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import logging
 import math
 import os
-import platform
 import resource
-import subprocess
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
-from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from dsr_ros.checkpoint import atomic_torch_save, save_checkpoint
 from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
 from dsr_ros.inference import resolve_device
-from dsr_ros.networks import DSRNet
 from training import losses
 from training.config import ConfigError, load_config
+from training.data.overlap import resolve_overlaps
 from training.data.patches import PatchDataset
 from training.data.sample import RGBDSample
 from training.data.sensor_degradation import SensorDegradation
-from training.networks import DENet, SideOutputs, SPNet, structure_map
+from training.distributed import all_reduce_mean, init_distributed, shard_indices
+from training.model import ROLE_TEACHER, CrossTaskModel, TrainingDiverged
+from training.provenance import build_provenance
+from training.run_log import RunLog, negligible_terms
+
+__all__ = ['Trainer', 'TrainingDiverged', 'build_datasets', 'checkpoint_normalization',
+           'load_data', 'main']
 
 LOGGER = logging.getLogger('training.train')
 STATE_FORMAT = 'dsr_ros.training_state/1'
 
 
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is kept."""
+def build_datasets(config: Dict[str, Any], train: Sequence[RGBDSample],
+                   val: Sequence[RGBDSample], cross_task: bool
+                   ) -> Dict[str, Optional[PatchDataset]]:
+    """The patch sets of a run: ``depth`` (every sample), ``rgb`` (RGB-D pairs), ``val``.
+
+    ``depth`` feeds DSRNet in stage 1 and the DSRNet student in stage 2 (``mixed``); ``rgb``
+    feeds DENet, and the stage-2 student when ``schedule.stage2_data`` is ``rgbd``.
+    """
+    data = config['data']
+    common = dict(scale=config['scale'], patch_size=data['patch_size'],
+                  min_valid_ratio=data['min_valid_ratio'], degradation=data['degradation'],
+                  normalization=data['normalization'],
+                  sensor=SensorDegradation.from_config(data['sensor']),
+                  scaling=_sensor_scaling(config),
+                  in_channels=int(config['dsrnet'].get('in_channels', 1)))
+    noise = dict(rotate180=data['rotate180'], noise_std=data['noise_std'],
+                 hole_fraction=data['hole_fraction'])
+    sets: Dict[str, Optional[PatchDataset]] = {
+        'depth': PatchDataset(train, patches_per_epoch=data['patches_per_epoch'],
+                              seed=config['seed'], **noise, **common),
+        'rgb': None}
+    if any(sample.rgb is not None for sample in train):
+        sets['rgb'] = PatchDataset(train, require_rgb=True, seed=config['seed'] + 1,
+                                   patches_per_epoch=data['rgb_patches_per_epoch']
+                                   or data['patches_per_epoch'], **noise, **common)
+    sets['val'] = PatchDataset(val, patches_per_epoch=data['val_patches'], rotate180=False,
+                               require_rgb=cross_task, seed=config['seed'] + 2, **common)
+    return sets
+
+
+def uses_cross_task(config: Dict[str, Any], train: Sequence[RGBDSample],
+                    val: Sequence[RGBDSample]) -> bool:
+    """Whether DENet and SPNet are built: ``loss.distill`` and RGB-D data to train them on.
+
+    Depth-only data trains DSRNet alone with the default config (said once, not an error).
+    """
+    if not config['loss']['distill']:
+        return False
+    if not any(sample.rgb is not None for sample in train):
+        LOGGER.warning('no RGB-D pair among the training samples: training DSRNet alone '
+                       '(loss.distill needs registered RGB)')
+        return False
+    if not any(sample.rgb is not None for sample in val):
+        raise ConfigError('data.val has no RGB-D sample: DENet\'s held-out error (roles, '
+                          'teacher gating) needs one; add one or set loss.distill: false')
+    return True
 
 
 class Trainer:
-    """Owns the networks, optimisers, data and the two-stage schedule of one run."""
+    """Runs the two-stage schedule of one :class:`CrossTaskModel` and persists it."""
 
     def __init__(self, config: Dict[str, Any], out_dir: Path,
                  train_samples: Sequence[RGBDSample], val_samples: Sequence[RGBDSample],
@@ -68,7 +114,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.provenance = dict(provenance or {})
-        self.rank, self.world = _distributed_rank()
+        self.rank, self.world = init_distributed()
         self.device = resolve_device(config['device'])
         if config['torch_threads']:
             torch.set_num_threads(int(config['torch_threads']))
@@ -76,65 +122,15 @@ class Trainer:
         # many times slower; flushing them to zero changes nothing that matters to training.
         torch.set_flush_denormal(True)
         torch.manual_seed(config['seed'])
-        scale = config['scale']
-        loss_cfg = config['loss']
-        self.cross_task = bool(loss_cfg['distill'])
-        self.dsrnet = DSRNet(scale=scale, **config['dsrnet']).to(self.device)
-        blocks = self.dsrnet.num_blocks
-        width = self.dsrnet.num_channels
-        self.sides_sr = SideOutputs(width, blocks, **config['side_outputs']).to(self.device)
-        self.modules: Dict[str, nn.Module] = {'dsrnet': self.dsrnet, 'sides_sr': self.sides_sr}
-        opt = config['optim']
-        self.optimizers = {'dsr': self._adam([self.dsrnet, self.sides_sr])}
-        if self.cross_task:
-            self.denet = DENet(num_stages=blocks, **config['denet']).to(self.device)
-            de_width = config['denet']['num_channels']
-            self.sides_de = SideOutputs(de_width, blocks,
-                                        **config['side_outputs']).to(self.device)
-            self.spnet = SPNet(width, de_width, **config['spnet']).to(self.device)
-            self.modules.update(denet=self.denet, sides_de=self.sides_de, spnet=self.spnet)
-            self.optimizers['de'] = self._adam([self.denet, self.sides_de])
-            self.optimizers['sp'] = self._adam([self.spnet])
-        if config['channels_last']:
-            # NHWC convolutions are about 1.5-2x faster on x86 CPUs (and on tensor cores).
-            for module in self.modules.values():
-                module.to(memory_format=torch.channels_last)
-        self.schedulers = {
-            name: torch.optim.lr_scheduler.StepLR(optimizer, opt['lr_step_epochs'],
-                                                  opt['lr_gamma'])
-            for name, optimizer in self.optimizers.items()}
-        data = config['data']
-        common = dict(scale=scale, patch_size=data['patch_size'],
-                      min_valid_ratio=data['min_valid_ratio'], degradation=data['degradation'],
-                      normalization=data['normalization'],
-                      sensor=SensorDegradation.from_config(data['sensor']),
-                      scaling=_sensor_scaling(config), in_channels=self.dsrnet.in_channels)
-        self.depth_set = PatchDataset(train_samples, patches_per_epoch=data['patches_per_epoch'],
-                                      rotate180=data['rotate180'], noise_std=data['noise_std'],
-                                      hole_fraction=data['hole_fraction'], seed=config['seed'],
-                                      **common)
-        self.rgb_set = None
-        if any(sample.rgb is not None for sample in train_samples):
-            self.rgb_set = PatchDataset(train_samples, require_rgb=True,
-                                        patches_per_epoch=data['rgb_patches_per_epoch']
-                                        or data['patches_per_epoch'],
-                                        rotate180=data['rotate180'], noise_std=data['noise_std'],
-                                        hole_fraction=data['hole_fraction'],
-                                        seed=config['seed'] + 1, **common)
-        self.val_set = PatchDataset(val_samples, patches_per_epoch=data['val_patches'],
-                                    rotate180=False, require_rgb=self.cross_task,
-                                    seed=config['seed'] + 2, **common)
+        cross_task = uses_cross_task(config, train_samples, val_samples)
+        self.model = CrossTaskModel(config, self.device, cross_task, self.world)
+        self.datasets = build_datasets(config, train_samples, val_samples, cross_task)
+        self.log = RunLog(self.out_dir) if self.rank == 0 else None
         self.epoch = 0
         self.best_val = math.inf
         self.history: List[Dict[str, Any]] = []
         self._last_val: Dict[str, float] = {}
         self._last_val_epoch = -1
-
-    # ----------------------------------------------------------------- set-up helpers
-    def _adam(self, modules: Iterable[nn.Module]) -> torch.optim.Optimizer:
-        opt = self.config['optim']
-        params = [p for module in modules for p in module.parameters()]
-        return torch.optim.Adam(params, lr=opt['lr'], betas=tuple(opt['betas']), eps=opt['eps'])
 
     @property
     def total_epochs(self) -> int:
@@ -143,7 +139,7 @@ class Trainer:
 
     def _loader(self, dataset: PatchDataset, epoch: int) -> DataLoader:
         dataset.set_epoch(epoch)
-        indices = list(range(self.rank, len(dataset), self.world))
+        indices = shard_indices(len(dataset), self.rank, self.world)
         data = self.config['data']
         return DataLoader(Subset(dataset, indices), batch_size=data['batch_size'], shuffle=False,
                           num_workers=data['num_workers'], drop_last=False)
@@ -155,196 +151,110 @@ class Trainer:
                     memory_format=memory_format) if value.dim() == 4 else value.to(self.device)
                 for key, value in batch.items()}
 
-    def _autocast(self):
-        enabled = bool(self.config['amp']) and self.device.type == 'cuda'
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
-
-    # ----------------------------------------------------------------- evaluation
+    # ----------------------------------------------------------------- validation and roles
     @torch.no_grad()
     def validate(self) -> Dict[str, float]:
         """Held-out mean |D - D_hr| (normalised units) of DSRNet and, if present, DENet."""
-        sums = {'e_dsr': 0.0, 'e_de': 0.0}
-        count = 0.0
-        for module in self.modules.values():
-            module.eval()
-        for batch in self._loader(self.val_set, 0):
-            batch = self._to_device(batch)
-            with self._autocast():
-                d_sr = self.dsrnet(batch['lr']).float()
-                weight = batch['valid'].sum().item()
-                sums['e_dsr'] += (d_sr - batch['hr']).abs().mul(batch['valid']).sum().item()
-                if self.cross_task:
-                    d_de, _ = self.denet(batch['rgb'])
-                    sums['e_de'] += ((d_de.float() - batch['hr']).abs()
-                                     .mul(batch['valid']).sum().item())
-            count += weight
-        for module in self.modules.values():
-            module.train()
-        result = {'e_dsr': sums['e_dsr'] / max(count, 1.0)}
-        result['e_de'] = sums['e_de'] / max(count, 1.0) if self.cross_task else math.nan
-        return _all_reduce_mean(result, self.world)
+        sums = {'e_dsr': 0.0, 'e_de': 0.0, 'count': 0.0}
+        self.model.train_mode(False)
+        for batch in self._loader(self.datasets['val'], 0):
+            for key, value in self.model.held_out_sums(self._to_device(batch)).items():
+                sums[key] += value
+        self.model.train_mode(True)
+        sums = all_reduce_mean(sums, self.world)
+        count = max(sums['count'], 1e-12)
+        return {'e_dsr': sums['e_dsr'] / count,
+                'e_de': sums['e_de'] / count if self.model.cross_task else math.nan}
 
-    def choose_role(self, epoch: int, errors: Dict[str, float]) -> str:
-        """Who learns this epoch: 'both' (stage 1), 'dsr' or 'de' (stage 2 student)."""
-        if epoch < int(self.config['schedule']['stage1_epochs']):
-            return 'both'
-        if not self.cross_task:
-            return 'dsr'
-        policy = self.config['schedule']['role_policy']
-        if policy == 'dsr_student':
-            return 'dsr'
-        if policy == 'alternate':
-            stage2_index = epoch - int(self.config['schedule']['stage1_epochs'])
-            return 'dsr' if stage2_index % 2 == 0 else 'de'
-        # The paper: the better net (lower held-out error) teaches, the other one learns.
-        return 'de' if errors['e_dsr'] <= errors['e_de'] else 'dsr'
-
-    # ----------------------------------------------------------------- training steps
-    def _step_stage1(self, batch: Dict[str, torch.Tensor], which: str) -> Dict[str, float]:
-        cfg = self.config['loss']
-        if which == 'dsr':
-            with self._autocast():
-                if cfg['side_weight']:
-                    d_sr, feats = self.dsrnet(batch['lr'], return_features=True)
-                    side = _side_loss(self.sides_sr(feats), batch['hr'], batch['valid'])
-                else:  # no side outputs to supervise: skip their HR convolutions (~1.4x faster)
-                    d_sr = self.dsrnet(batch['lr'])
-                    side = torch.zeros((), device=self.device)
-                task = losses.masked_l1(d_sr.float(), batch['hr'], batch['valid'])
-                loss = task + cfg['side_weight'] * side
-            self._update(loss, ['dsr'], {'l_dsr': task})
-            return {'l_dsr': task.item(), 'l_side_sr': side.item()}
-        with self._autocast():
-            d_de, feats = self.denet(batch['rgb'])
-            sides = self.sides_de(feats)
-            task = losses.de_loss(d_de.float(), batch['hr'], batch['valid'], cfg['ssim_lambda'])
-            side = _side_loss(sides, batch['hr'], batch['valid'])
-            loss = task + cfg['side_weight'] * side
-        self._update(loss, ['de'], {'l_de': task})
-        return {'l_de': task.item(), 'l_side_de': side.item()}
-
-    def _step_stage2(self, batch: Dict[str, torch.Tensor], student: str) -> Dict[str, float]:
-        """One student update with the teacher frozen and detached."""
-        cfg = self.config['loss']
-        teacher = 'de' if student == 'dsr' else 'dsr'
-        with torch.no_grad(), self._autocast():
-            t_depth, t_feats, t_sides = self._forward_branch(teacher, batch)
-        with self._autocast():
-            s_depth, s_feats, s_sides = self._forward_branch(student, batch)
-            s_depth = s_depth.float()
-            if student == 'dsr':
-                task = losses.masked_l1(s_depth, batch['hr'], batch['valid'])
-            else:
-                task = losses.de_loss(s_depth, batch['hr'], batch['valid'], cfg['ssim_lambda'])
-            side = _side_loss(s_sides, batch['hr'], batch['valid'])
-            terms = {f'l_{student}': task, f'l_side_{student}': side}
-            distill = torch.zeros((), device=self.device)
-            if cfg['use_output']:
-                terms['l_o'] = losses.output_loss([s.float() for s in s_sides],
-                                                  [t.float() for t in t_sides])
-                distill = distill + terms['l_o']
-            if cfg['use_affinity']:
-                terms['l_a'] = losses.affinity_loss([f.float() for f in s_feats],
-                                                    [f.float() for f in t_feats],
-                                                    cfg['affinity_size'],
-                                                    cfg['affinity_normalize'])
-                distill = distill + cfg['gamma'] * terms['l_a']
-            loss = task + cfg['side_weight'] * side + cfg['rho2'] * distill
-            updated = [student]
-            if cfg['use_spnet']:
-                sr = (s_feats[-1], s_depth) if student == 'dsr' else (t_feats[-1], t_depth)
-                de = (t_feats[-1], t_depth) if student == 'dsr' else (s_feats[-1], s_depth)
-                structure = self.spnet(sr[0], sr[1].float(), de[0], de[1].float(), batch['hr'])
-                terms['l_struc'] = losses.masked_l1(structure.float(), structure_map(batch['hr']),
-                                                    batch['valid'])
-                loss = loss + cfg['rho1'] * terms['l_struc']
-                updated.append('sp')
-        self._update(loss, updated, terms)
-        return {name: value.item() for name, value in terms.items()}
-
-    def _forward_branch(self, which: str, batch: Dict[str, torch.Tensor]):
-        if which == 'dsr':
-            depth, feats = self.dsrnet(batch['lr'], return_features=True)
-            return depth, feats, self.sides_sr(feats)
-        depth, feats = self.denet(batch['rgb'])
-        return depth, feats, self.sides_de(feats)
-
-    def _update(self, loss: torch.Tensor, names: Sequence[str],
-                terms: Dict[str, torch.Tensor]) -> None:
-        if not torch.isfinite(loss):
-            detail = ', '.join(f'{k}={v.item():.4g}' for k, v in terms.items())
-            raise TrainingDiverged(
-                f'non-finite loss {loss.item()} at epoch {self.epoch + 1} ({detail}); '
-                f'the last good checkpoint is kept at {self.out_dir / "last.pt"}')
-        for name in names:
-            self.optimizers[name].zero_grad(set_to_none=True)
-        loss.backward()
-        for name in names:
-            _all_reduce_grads(self.optimizers[name], self.world)
-            self.optimizers[name].step()
-
-    def _set_frozen(self, role: str) -> None:
-        """Freeze the teacher of a stage-2 epoch (no gradients, never stepped)."""
-        frozen = {'dsr': ['denet', 'sides_de'], 'de': ['dsrnet', 'sides_sr']}.get(role, [])
-        for name, module in self.modules.items():
-            for param in module.parameters():
-                param.requires_grad_(name not in frozen)
+    def _warn_if_one_teacher(self, role: str) -> None:
+        """Say loudly when the same net has taught in every stage-2 epoch so far."""
+        roles = [row['student'] for row in self.history if row['stage'] == 2] + [role]
+        if self.rank or len(roles) < 2 or len(set(roles)) > 1 or role not in ROLE_TEACHER:
+            return
+        if role == 'de':
+            LOGGER.warning('DSRNet has been the teacher in all %d stage-2 epochs so far: it '
+                           'never learns from DENet, so this run delivers its stage-1 DSRNet '
+                           '(schedule.role_policy: %s; dsr_student makes DSRNet the student)',
+                           len(roles), self.config['schedule']['role_policy'])
+        else:
+            LOGGER.warning('DENet has been the teacher in all %d stage-2 epochs so far: it '
+                           'is never trained in stage 2', len(roles))
 
     # ----------------------------------------------------------------- the loop
     def train(self) -> Dict[str, Any]:
         """Run (or continue) the schedule; return the final history row."""
         row: Dict[str, Any] = {}
-        while self.epoch < self.total_epochs:
-            row = self.train_epoch()
-        if self.rank == 0:
-            # The equal-budget ablations compare final weights; best_dsrnet.pt is the product.
-            self.export(self.out_dir / 'final_dsrnet.pt')
+        try:
+            while self.epoch < self.total_epochs:
+                row = self.train_epoch()
+            if self.rank == 0:
+                # The equal-budget ablations compare final weights; best_dsrnet.pt is the
+                # product.
+                self.export(self.out_dir / 'final_dsrnet.pt')
+        finally:
+            if self.log is not None:
+                self.log.close()
         return row
+
+    def _epoch_sources(self, role: str) -> List[Tuple[str, PatchDataset]]:
+        """(step kind, patch set) pairs of an epoch; stage 1 interleaves DSRNet and DENet."""
+        sets = self.datasets
+        if role == 'both':
+            return [('dsr', sets['depth'])] + ([('de', sets['rgb'])]
+                                               if self.model.cross_task else [])
+        mixed = self.config['schedule']['stage2_data'] == 'mixed'
+        if not self.model.cross_task:
+            # DSRNet alone sees the very patches the cross-task DSRNet student sees.
+            return [('dsr', sets['depth'] if mixed or sets['rgb'] is None else sets['rgb'])]
+        if role == 'dsr' and mixed:
+            return [('stage2', sets['depth'])]
+        return [('stage2', sets['rgb'])]
 
     def train_epoch(self) -> Dict[str, Any]:
         """Train one epoch, log it, checkpoint it; return its history row."""
         epoch = self.epoch
         # The held-out errors after the previous epoch are those of the current weights.
         errors = self._last_val if self._last_val_epoch == epoch else self.validate()
-        role = self.choose_role(epoch, errors)
-        self._set_frozen(role)
+        role = self.model.choose_role(epoch, errors)
         stage = 1 if role == 'both' else 2
+        if stage == 2:
+            self._warn_if_one_teacher(role)
+        self.model.begin_epoch(role, errors)
         if self.device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats(self.device)
         sums: Dict[str, float] = {}
         counts: Dict[str, int] = {}
         samples = 0
         start = time.perf_counter()
-        batches = self._epoch_batches(epoch, role)
+        batches = _Batches([(kind, self._loader(dataset, epoch))
+                            for kind, dataset in self._epoch_sources(role)])
+        label = _role_label(role, self.model.cross_task)
         bar = tqdm(batches, total=len(batches), desc=f'epoch {epoch + 1}/{self.total_epochs} '
-                   f'[{_role_label(role, self.cross_task)}]', disable=not self.progress
-                   or self.rank != 0, leave=False, dynamic_ncols=True)
+                   f'[{label}]', disable=not self.progress or self.rank != 0, leave=False,
+                   dynamic_ncols=True)
         for kind, batch in bar:
             batch = self._to_device(batch)
-            if kind == 'stage2':
-                terms = self._step_stage2(batch, role)
-            else:
-                terms = self._step_stage1(batch, kind)
+            try:
+                terms = self.model.step(kind, batch, role)
+            except TrainingDiverged as error:
+                raise TrainingDiverged(f'{error} at epoch {epoch + 1}; the last good '
+                                       f'checkpoint is kept at {self.out_dir / "last.pt"}'
+                                       ) from error
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value
                 counts[name] = counts.get(name, 0) + 1
-            samples += batch['lr'].shape[0]
+            samples += batch['hr'].shape[0]
             bar.set_postfix({k: f'{v:.4f}' for k, v in terms.items() if k.startswith('l_')})
         elapsed = time.perf_counter() - start
-        with warnings.catch_warnings():
-            # The teacher's optimiser does not step in its frozen epochs; its schedule still
-            # follows the epoch count, which is what the warning is about.
-            warnings.simplefilter('ignore', UserWarning)
-            for scheduler in self.schedulers.values():
-                scheduler.step()
-        self._set_frozen('both')
+        self.model.end_epoch(stage)
+        self.model.set_frozen('both')
         self.epoch = epoch + 1
         val = self.validate()
         self._last_val, self._last_val_epoch = val, self.epoch
-        row = {'epoch': self.epoch, 'stage': stage, 'role': _role_label(role, self.cross_task),
+        row = {'epoch': self.epoch, 'stage': stage, 'role': label, 'student': role,
                'e_dsr_before': errors['e_dsr'], 'e_de_before': errors['e_de'],
                'val_e_dsr': val['e_dsr'], 'val_e_de': val['e_de'],
-               'lr': self.optimizers['dsr'].param_groups[0]['lr'],
+               **self.model.learning_rates(), 'output_weight': self.model.output_weight,
                'samples_per_s': samples * self.world / max(elapsed, 1e-9),
                'epoch_s': elapsed, 'peak_mem_mb': _peak_memory_mb(self.device),
                'affinity_mem_bound_mb': self._affinity_bound_mb()}
@@ -361,65 +271,33 @@ class Trainer:
                 self.save_state(self.out_dir / 'stage1_end.pt')
         return row
 
-    def _epoch_batches(self, epoch: int, role: str) -> '_Batches':
-        if role == 'both':
-            if not self.cross_task:
-                return _Batches([('dsr', self._loader(self.depth_set, epoch))])
-            return _Batches([('dsr', self._loader(self.depth_set, epoch)),
-                             ('de', self._loader(self.rgb_set, epoch))])
-        if not self.cross_task:
-            # The distillation-free ablation sees the very patches the cross-task student sees.
-            source = self.rgb_set if self.rgb_set is not None else self.depth_set
-            return _Batches([('dsr', self._loader(source, epoch))])
-        return _Batches([('stage2', self._loader(self.rgb_set, epoch))])
-
     def _affinity_bound_mb(self) -> float:
         data = self.config['data']
-        size = self.config['loss']['affinity_size']
         patch = data['patch_size']
-        return losses.affinity_memory_bytes(data['batch_size'], patch, patch, size,
-                                            self.dsrnet.num_blocks) / 2 ** 20
+        return losses.affinity_memory_bytes(data['batch_size'], patch, patch,
+                                            self.config['loss']['affinity_size'],
+                                            self.model.dsrnet.num_blocks) / 2 ** 20
 
     def _log(self, row: Dict[str, Any], improved: bool) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / 'history.csv'
-        fields = list(row)
-        if path.exists():
-            with path.open() as handle:
-                header = handle.readline().strip().split(',')
-            fields = header + [f for f in row if f not in header]
-        rows = _read_csv(path) if path.exists() else []
-        rows = [r for r in rows if int(r['epoch']) < row['epoch']] + [row]
-        _atomic_write_text(path, _csv_text(rows, fields))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            with SummaryWriter(os.fspath(self.out_dir / 'tb')) as writer:
-                for key, value in row.items():
-                    if isinstance(value, (int, float)) and math.isfinite(value):
-                        writer.add_scalar(key, value, row['epoch'])
-        except ImportError:  # TensorBoard is optional; the CSV holds the same numbers.
-            pass
-        terms = ' '.join(f'{k}={v:.4f}' for k, v in row.items() if k.startswith('l_'))
+        self.log.write(row)
+        terms = ' '.join(f'{k}={v:.3g}' for k, v in row.items()
+                         if k.startswith(('l_', 'share_')))
         LOGGER.info('epoch %d/%d stage %d role %s | e_dsr %.5f e_de %.5f | %s | lr %.2e | '
                     '%.1f samples/s | peak %.0f MB (affinity bound %.1f MB)%s',
                     row['epoch'], self.total_epochs, row['stage'], row['role'],
                     row['e_dsr_before'], row['e_de_before'], terms, row['lr'],
                     row['samples_per_s'], row['peak_mem_mb'], row['affinity_mem_bound_mb'],
                     ' | new best DSRNet' if improved else '')
+        for name, share in negligible_terms(row).items():
+            LOGGER.warning('epoch %d: %s adds only %.2g of the task loss: it barely teaches',
+                           row['epoch'], name.replace('share_', 'l_'), share)
 
     # ----------------------------------------------------------------- persistence
     def state_dict(self) -> Dict[str, Any]:
-        return {
-            'format': STATE_FORMAT,
-            'epoch': self.epoch,
-            'best_val': self.best_val,
-            'history': self.history,
-            'config': self.config,
-            'modules': {name: m.state_dict() for name, m in self.modules.items()},
-            'optimizers': {name: o.state_dict() for name, o in self.optimizers.items()},
-            'schedulers': {name: s.state_dict() for name, s in self.schedulers.items()},
-            'torch_rng': torch.get_rng_state(),
-        }
+        return {'format': STATE_FORMAT, 'epoch': self.epoch, 'best_val': self.best_val,
+                'history': self.history, 'config': self.config,
+                'provenance': self.provenance, **self.model.state_dict(),
+                'torch_rng': torch.get_rng_state()}
 
     def save_state(self, path: Path) -> None:
         """Atomic write: a run killed while saving keeps the previous good state."""
@@ -429,9 +307,9 @@ class Trainer:
         """Restore a state written by :meth:`save_state`.
 
         ``fork`` starts a *different* config from another run's state (e.g. an ablation's
-        stage 2 from ``stage1_end.pt`` of the main run, so both arms share data, seed and
-        initialisation): only the networks and optimisers this run has are restored, and the
-        config may differ.
+        stage 2 from ``stage1_end.pt`` of a shared stage-1 run, so every arm shares data, seed
+        and initialisation): only the networks and optimisers this run has are restored, the
+        config may differ, and the parent's provenance is kept under ``forked_from``.
         """
         try:
             state = torch.load(path, map_location='cpu', weights_only=True)
@@ -443,12 +321,7 @@ class Trainer:
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: it was written with a '
                               'different config')
         try:
-            for name, module in self.modules.items():
-                module.load_state_dict(state['modules'][name])
-            for name, optimizer in self.optimizers.items():
-                optimizer.load_state_dict(state['optimizers'][name])
-            for name, scheduler in self.schedulers.items():
-                scheduler.load_state_dict(state['schedulers'][name])
+            self.model.load_state_dict(state)
         except (KeyError, RuntimeError, ValueError) as error:
             raise ConfigError(f'cannot start from {os.fspath(path)!r}: its networks do not '
                               f'match this config ({error})') from error
@@ -457,12 +330,18 @@ class Trainer:
         self.best_val = float(state['best_val'])
         self.history = list(state['history'])
         if fork:
-            self.provenance['forked_from'] = os.fspath(path)
+            self.provenance['forked_from'] = {'path': os.fspath(path), 'epoch': self.epoch,
+                                              'config_name': state['config']['name'],
+                                              'provenance': state.get('provenance', {})}
+        elif state.get('provenance'):
+            # A resumed run keeps the provenance it started with (fork included).
+            self.provenance = dict(state['provenance'],
+                                   resumed=self.provenance.get('started'))
 
     def export(self, path: Path) -> Path:
         """Write the current DSRNet as a node-ready checkpoint."""
         return save_checkpoint(
-            path, self.dsrnet, normalization=checkpoint_normalization(self.config),
+            path, self.model.dsrnet, normalization=checkpoint_normalization(self.config),
             provenance=dict(self.provenance, epoch=self.epoch,
                             exported=datetime.datetime.now(datetime.timezone.utc).isoformat()),
             metrics={'val_e_dsr': self.best_val, 'val_history': [
@@ -520,68 +399,10 @@ def _role_label(role: str, cross_task: bool) -> str:
     return 'teacher=DENet student=DSRNet' if role == 'dsr' else 'teacher=DSRNet student=DENet'
 
 
-def _side_loss(sides: Sequence[torch.Tensor], target: torch.Tensor,
-               mask: torch.Tensor) -> torch.Tensor:
-    """Deep supervision of the side outputs (our choice: they need a meaning for L_O)."""
-    return torch.stack([losses.masked_l1(s.float(), target, mask) for s in sides]).mean()
-
-
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == 'cuda':
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _distributed_rank() -> tuple:
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    if world > 1 and not dist.is_initialized():
-        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
-        dist.init_process_group(backend)
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
-    if world > 1:
-        return dist.get_rank(), world
-    return 0, 1
-
-
-def _all_reduce_grads(optimizer: torch.optim.Optimizer, world: int) -> None:
-    if world <= 1:
-        return
-    for group in optimizer.param_groups:
-        for param in group['params']:
-            if param.grad is not None:
-                dist.all_reduce(param.grad)
-                param.grad /= world
-
-
-def _all_reduce_mean(values: Dict[str, float], world: int) -> Dict[str, float]:
-    if world <= 1:
-        return values
-    keys = sorted(values)
-    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return {k: float(v) / world for k, v in zip(keys, tensor.tolist())}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-    with os.fdopen(handle, 'w') as stream:
-        stream.write(text)
-    os.replace(tmp, path)
-
-
-def _read_csv(path: Path) -> List[Dict[str, Any]]:
-    with path.open(newline='') as handle:
-        return list(csv.DictReader(handle))
-
-
-def _csv_text(rows: List[Dict[str, Any]], fields: List[str]) -> str:
-    import io
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction='ignore')
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def load_source(spec: Dict[str, Any]) -> List[RGBDSample]:
@@ -596,48 +417,29 @@ def load_source(spec: Dict[str, Any]) -> List[RGBDSample]:
     return load_samples(spec)
 
 
-def load_data(config: Dict[str, Any]) -> tuple:
-    """Read the train and held-out samples; a held-out name never appears in training."""
+def load_data(config: Dict[str, Any]) -> Tuple[List[RGBDSample], List[RGBDSample], List[str]]:
+    """Train and held-out samples, and the training names dropped for overlapping them.
+
+    A held-out scene never trains under any name (:mod:`training.data.overlap`).
+    """
     val = [s for spec in config['data']['val'] for s in load_source(spec)]
     if not val:
         raise ConfigError('data.val names no held-out samples; roles and model selection '
                           'need them')
-    held_out = {s.name for s in val}
-    train = [s for spec in config['data']['train'] for s in load_source(spec)
-             if s.name not in held_out]
-    return train, val
-
-
-def _git_revision() -> str:
-    try:
-        return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=10,
-                              check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ''
-
-
-def build_provenance(config: Dict[str, Any], config_path: str,
-                     train: Sequence[RGBDSample], val: Sequence[RGBDSample]) -> Dict[str, Any]:
-    """What a checkpoint says about how it was made."""
-    return {
-        'config_path': config_path,
-        'command': ' '.join([os.path.basename(sys.executable), '-m', 'training.train']
-                            + sys.argv[1:]),
-        'git_revision': _git_revision(),
-        'train_data': [dict(spec) for spec in config['data']['train']],
-        'val_data': [dict(spec) for spec in config['data']['val']],
-        'train_samples': len(train),
-        'val_samples': [s.name for s in val],
-        'host': platform.node(),
-        'torch': str(torch.__version__),
-    }
+    train = [s for spec in config['data']['train'] for s in load_source(spec)]
+    train, dropped = resolve_overlaps(train, val)
+    if not train:
+        raise ConfigError('no training sample is left once the held-out scenes are removed')
+    return train, val, dropped
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--config', required=True, help='YAML file under training/configs/')
+    parser.add_argument('--set', dest='overrides', action='append', default=[],
+                        metavar='KEY=VALUE', help='override a config key, e.g. --set seed=1 '
+                        '(repeatable; recorded in the config and provenance)')
     parser.add_argument('--out', default=None, help='run directory (default runs/<name>)')
     parser.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
     parser.add_argument('--init-from', default=None,
@@ -648,11 +450,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+    trainer = None
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, args.overrides)
         out_dir = Path(args.out or Path('runs') / config['name'])
-        train, val = load_data(config)
-        provenance = build_provenance(config, args.config, train, val)
+        train, val, dropped = load_data(config)
+        provenance = build_provenance(config, args.config, train, val, args.overrides,
+                                      dropped, int(os.environ.get('WORLD_SIZE', '1')),
+                                      str(config['device']))
         trainer = Trainer(config, out_dir, train, val, provenance, not args.no_progress)
         if args.init_from and not (args.resume and (out_dir / 'last.pt').exists()):
             trainer.load_state(Path(args.init_from), fork=True)
@@ -666,14 +471,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 LOGGER.info('nothing to resume in %s; starting fresh', out_dir)
         elif (out_dir / 'last.pt').exists():
             raise ConfigError(f'{out_dir} already holds a run; pass --resume or another --out')
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / 'config.json').write_text(json.dumps(config, indent=2))
+        if trainer.rank == 0:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / 'config.json').write_text(json.dumps(config, indent=2))
         LOGGER.info('training %s: %d train / %d held-out samples, %d epochs on %s',
                     config['name'], len(train), len(val), trainer.total_epochs, trainer.device)
         trainer.train()
     except (ConfigError, TrainingDiverged, ValueError, OSError) as error:
         LOGGER.error('%s', error)
         return 1
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
     best = out_dir / 'best_dsrnet.pt'
     if args.export and trainer.rank == 0:
         import shutil

@@ -35,7 +35,8 @@ from training.data.sample import RGBDSample
 
 __all__ = ['DataError', 'READERS', 'MIDDLEBURY2005_SCENES', 'LU30_TEST_INDICES',
            'MSGNET_TEST_SCENE_MAPS', 'load_samples', 'shared_data_root', 'read_image',
-           'read_depth_png', 'read_depth_array', 'read_mat', 'read_rgb', 'list_samples']
+           'read_depth_png', 'read_depth_array', 'read_mat', 'read_npz', 'read_rgb',
+           'list_samples']
 
 LOGGER = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ _SHARED_FOLDERS = {
     'ferstl_noisy': 'middlebury2005_ferstl_noisy',
     'nyuv2': 'nyuv2_test_subset',
     'lu_rgbd6': 'lu_rgbd6',
+    'extra_rgbd': 'extra_rgbd',
 }
 _COMMON_KEYS = {'type', 'root', 'path', 'names', 'max_samples'}
 
@@ -431,6 +433,52 @@ def _list_lu_rgbd6(root: Path, with_rgb: bool = True) -> List[_Entry]:
     return entries
 
 
+def _list_extra_rgbd(root: Path) -> List[_Entry]:
+    """extra_rgbd: two registered Middlebury RGB-D pairs at full size (see its SOURCE.md).
+
+    ``aloe2006_full``: Middlebury 2006 Aloe, 1282x1110, 8-bit full-size disparity (0 = unknown)
+    and the left view as JPEG. Its depth equals MSG-Net's ``Df_65`` where both are valid (see
+    :mod:`training.data.overlap`). ``motorcycle2014``: Middlebury 2014 Motorcycle at quarter
+    size, float disparity in pixels with ``+inf`` where unknown (7 % of the pixels): unit
+    ``relative`` (a disparity, not 8-bit), invalid pixels set to 0 and masked.
+    """
+    _require_dir(root)
+    aloe, motorcycle = root / 'aloe2006_full', root / 'motorcycle2014'
+
+    def load_aloe() -> RGBDSample:
+        depth = read_depth_png(aloe / 'aloeGT.png')
+        rgb = _rgb_matching(aloe / 'aloeL.jpg', depth.shape, 'aloe2006_full')
+        return RGBDSample('aloe2006_full', depth, depth > 0, 'disparity_8bit', rgb=rgb,
+                          source=str(aloe / 'aloeGT.png'))
+
+    def load_motorcycle() -> RGBDSample:
+        path = motorcycle / 'motorcycle_disp.npz'
+        depth = read_npz(path, 'arr_0')
+        valid = _finite_positive(depth)
+        depth = np.where(valid, depth, 0.0).astype(np.float32)
+        rgb = _rgb_matching(motorcycle / 'motorcycle_left.png', depth.shape, 'motorcycle2014')
+        return RGBDSample('motorcycle2014', depth, valid, 'relative', rgb=rgb, source=str(path))
+
+    return [_Entry('aloe2006_full', load_aloe), _Entry('motorcycle2014', load_motorcycle)]
+
+
+def read_npz(path: Path, key: str) -> np.ndarray:
+    """One 2-D float array of a ``.npz`` file, as float32 (non-finite values kept)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, 'file does not exist')
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if key not in archive.files:
+                raise DataError(path, f'no array {key!r} (has {archive.files})')
+            array = archive[key]
+    except (OSError, ValueError) as error:
+        raise DataError(path, f'not a readable .npz ({error})') from error
+    if array.ndim != 2:
+        raise DataError(path, f'array {key!r} is not 2-D (shape {array.shape})')
+    return array.astype(np.float32)
+
+
 _DEPTH_SUFFIXES = ('.png', '.npy', '.tif', '.tiff')
 _RGB_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')
 _INTRINSICS_FILES = ('intrinsics.json', 'camera_info.json', 'camera.json',
@@ -562,6 +610,7 @@ READERS: Dict[str, Callable[..., List[_Entry]]] = {
     'ferstl_noisy': _list_ferstl_noisy,
     'nyuv2': _list_nyuv2,
     'lu_rgbd6': _list_lu_rgbd6,
+    'extra_rgbd': _list_extra_rgbd,
     'folder': _list_folder,
     'rosbag': _list_rosbag,
 }

@@ -1,0 +1,63 @@
+"""The x8 ablation driver: the commands it runs, and the table it collects."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from training.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+_SPEC = importlib.util.spec_from_file_location('run_ablation', REPO / 'tools' / 'run_ablation.py')
+run_ablation = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(run_ablation)
+
+
+def test_every_arm_has_a_config_that_differs_from_full_only_in_its_switches():
+    full = load_config(REPO / 'training' / 'configs' / 'ablation_x8_full.yaml')
+    assert full['scale'] == 8 and full['schedule']['role_policy'] == 'dsr_student'
+    for arm in list(run_ablation.ARMS) + ['stage1', 'full_gated']:
+        config = load_config(REPO / 'training' / 'configs' / f'ablation_x8_{arm}.yaml')
+        assert config['data'] == full['data'] and config['optim'] == full['optim'], arm
+        assert config['schedule']['stage1_epochs'] == full['schedule']['stage1_epochs']
+
+
+def test_all_forks_every_arm_from_the_stage1_run_of_its_seed(tmp_path, capsys):
+    assert run_ablation.main(['all', '--dry-run', '--runs', str(tmp_path / 'runs'),
+                              '--results', str(tmp_path / 'results')]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    trains = [line for line in lines if 'training.train' in line]
+    arms = [line for line in trains if '--init-from' in line]
+    assert len(arms) == 9  # dsr_only x3, lo, la, lo_la, full x3
+    for line in arms:
+        seed = line.split('--set seed=')[1].split()[0]
+        assert f'stage1/seed{seed}/stage1_end.pt' in line and '--resume' in line
+    assert sum('training.export' in line and '--which final' in line for line in lines) == 9
+
+
+def test_collect_writes_mean_and_std_over_seeds(tmp_path):
+    from training.data.readers import shared_data_root
+    if not (shared_data_root() / 'nyuv2_test_subset').is_dir():
+        pytest.skip('NYUv2 samples not present')
+    from training.data.synthetic import synthetic_samples
+    from training.train import Trainer
+    from test_training import tiny_config
+    results = tmp_path / 'results'
+    for seed in (0, 1):
+        config = tiny_config(stage1_epochs=1, stage2_epochs=0)
+        config['seed'] = seed
+        trainer = Trainer(config, tmp_path / f'run{seed}', synthetic_samples(3, 96, 128),
+                          synthetic_samples(1, 96, 128, seed=1), progress=False)
+        trainer.train()
+        trainer.export(results / 'full' / f'seed{seed}' / 'dsrnet.pt')
+    report = run_ablation.collect(tmp_path / 'runs', results, ['nyuv2'], ['full'])
+    entry = report['arms']['full']['nyuv2']
+    values = [row['nyuv2'] for row in report['runs']]
+    assert entry['mean'] == pytest.approx(sum(values) / 2)
+    assert entry['std'] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    assert json.loads((results / 'ablation.json').read_text())['arms']['full']['seeds'] == [0, 1]
+    assert '+-' in (results / 'table.md').read_text()
+    assert (results / 'ablation.png').stat().st_size > 1000

@@ -1,0 +1,297 @@
+"""The cross-task model of Sun et al. (CVPR 2021): nets, optimisers, roles and one step.
+
+Like a BasicSR "model", :class:`CrossTaskModel` owns the networks (DSRNet, DENet, their side
+outputs, SPNet), their optimisers and schedules, decides who learns in an epoch (the role),
+freezes the teacher, and runs one optimisation step on a batch, returning a dict of named
+losses. It knows nothing of epochs on disk, data loaders, logging or the command line: that is
+the loop in :mod:`training.train`.
+
+Step kinds:
+
+- ``'dsr'``: DSRNet alone, ``L_DSR + side_weight L_side`` (stage 1, and the DSRNet-alone arm).
+- ``'de'``: DENet alone, ``L_DE + side_weight L_side`` (stage 1).
+- ``'stage2'``: the student of this epoch's role learns from the frozen, detached teacher:
+  ``L_task + side_weight L_side + f (rho1 L_struc + rho2 (w_O L_O + gamma L_A))``. ``L_task``
+  and ``L_side`` are over the whole batch; the distillation and structure terms over its RGB-D
+  rows only, and ``f`` is their fraction of the batch, so every sample adds its own loss:
+  depth-only samples the task loss, RGB-D samples task + distillation + structure
+  (``schedule.stage2_data: mixed``). ``w_O`` is 1 (the paper) unless ``loss.output_gating``
+  says otherwise.
+
+Every returned term ``l_*`` is the raw (unweighted) value; ``share_*`` is what the term added to
+the loss divided by the task loss, so a negligible term is visible in the log.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Dict, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from dsr_ros.networks import DSRNet
+from training import losses
+from training.distributed import all_reduce_grads
+from training.networks import DENet, SideOutputs, SPNet, structure_map
+
+__all__ = ['CrossTaskModel', 'TrainingDiverged', 'ROLE_TEACHER']
+
+#: Role of a stage-2 epoch (the student) -> the net that teaches.
+ROLE_TEACHER = {'dsr': 'DENet', 'de': 'DSRNet'}
+_FROZEN = {'dsr': ('denet', 'sides_de'), 'de': ('dsrnet', 'sides_sr')}
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class CrossTaskModel:
+    """DSRNet (+ DENet, side outputs, SPNet when ``cross_task``) with optimisers and one step.
+
+    Args:
+        config: a merged training config (:func:`training.config.load_config`).
+        device: where the nets live.
+        cross_task: build DENet and SPNet (needs RGB-D data); False is DSRNet alone.
+        world: number of processes averaging gradients (``torchrun``).
+    """
+
+    def __init__(self, config: Dict[str, Any], device: torch.device, cross_task: bool,
+                 world: int = 1) -> None:
+        self.config = config
+        self.device = device
+        self.cross_task = bool(cross_task)
+        self.world = int(world)
+        self.dsrnet = DSRNet(scale=config['scale'], **config['dsrnet']).to(device)
+        blocks, width = self.dsrnet.num_blocks, self.dsrnet.num_channels
+        self.sides_sr = SideOutputs(width, blocks, **config['side_outputs']).to(device)
+        self.modules: Dict[str, nn.Module] = {'dsrnet': self.dsrnet, 'sides_sr': self.sides_sr}
+        self.optimizers = {'dsr': self._adam([self.dsrnet, self.sides_sr])}
+        if self.cross_task:
+            self.denet = DENet(num_stages=blocks, **config['denet']).to(device)
+            de_width = config['denet']['num_channels']
+            self.sides_de = SideOutputs(de_width, blocks, **config['side_outputs']).to(device)
+            self.spnet = SPNet(width, de_width, **config['spnet']).to(device)
+            self.modules.update(denet=self.denet, sides_de=self.sides_de, spnet=self.spnet)
+            self.optimizers['de'] = self._adam([self.denet, self.sides_de])
+            self.optimizers['sp'] = self._adam([self.spnet])
+        if config['channels_last']:
+            # NHWC convolutions are about 1.5-2x faster on x86 CPUs (and on tensor cores).
+            for module in self.modules.values():
+                module.to(memory_format=torch.channels_last)
+        opt = config['optim']
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.StepLR(optimizer, opt['lr_step_epochs'],
+                                                  opt['lr_gamma'])
+            for name, optimizer in self.optimizers.items()}
+        #: Weight of L_O this epoch (``loss.output_gating: error_ratio`` changes it).
+        self.output_weight = 1.0
+
+    def _adam(self, modules: Iterable[nn.Module]) -> torch.optim.Optimizer:
+        opt = self.config['optim']
+        params = [p for module in modules for p in module.parameters()]
+        return torch.optim.Adam(params, lr=opt['lr'], betas=tuple(opt['betas']), eps=opt['eps'])
+
+    def autocast(self):
+        """bf16 autocast on CUDA when ``amp`` is on; a no-op elsewhere."""
+        enabled = bool(self.config['amp']) and self.device.type == 'cuda'
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    # ----------------------------------------------------------------- roles
+    def choose_role(self, epoch: int, errors: Dict[str, float]) -> str:
+        """Who learns in ``epoch``: 'both' (stage 1), 'dsr' or 'de' (the stage-2 student)."""
+        schedule = self.config['schedule']
+        if epoch < int(schedule['stage1_epochs']):
+            return 'both'
+        if not self.cross_task:
+            return 'dsr'
+        policy = schedule['role_policy']
+        if policy == 'dsr_student':
+            return 'dsr'
+        if policy == 'alternate':
+            return 'dsr' if (epoch - int(schedule['stage1_epochs'])) % 2 == 0 else 'de'
+        # The paper: the better net (lower held-out error) teaches, the other one learns.
+        return 'de' if errors['e_dsr'] <= errors['e_de'] else 'dsr'
+
+    def begin_epoch(self, role: str, errors: Dict[str, float]) -> None:
+        """Freeze this epoch's teacher and set the L_O weight from the held-out errors."""
+        self.set_frozen(role)
+        self.output_weight = 1.0
+        gating = self.config['loss']['output_gating']
+        if gating == 'error_ratio' and role in ROLE_TEACHER:
+            student, teacher = ('e_dsr', 'e_de') if role == 'dsr' else ('e_de', 'e_dsr')
+            # A teacher worse than its student teaches in proportion to how much worse it is.
+            self.output_weight = min(1.0, errors[student] / max(errors[teacher], 1e-12))
+
+    def set_frozen(self, role: str) -> None:
+        """Freeze the teacher of a stage-2 epoch (no gradients, never stepped)."""
+        frozen = _FROZEN.get(role, ())
+        for name, module in self.modules.items():
+            for param in module.parameters():
+                param.requires_grad_(name not in frozen)
+
+    def end_epoch(self, stage: int) -> None:
+        """Advance the learning-rate schedules; SPNet's counts stage-2 epochs only."""
+        with warnings.catch_warnings():
+            # The teacher's optimiser does not step in its frozen epochs; its schedule still
+            # follows the epoch count, which is what the warning is about.
+            warnings.simplefilter('ignore', UserWarning)
+            for name, scheduler in self.schedulers.items():
+                if name == 'sp' and stage == 1 and \
+                        self.config['optim']['spnet_schedule'] == 'stage2':
+                    continue
+                scheduler.step()
+
+    def learning_rates(self) -> Dict[str, float]:
+        """Current learning rate of each optimiser, named ``lr`` (DSRNet) and ``lr_<name>``."""
+        return {('lr' if name == 'dsr' else f'lr_{name}'): opt.param_groups[0]['lr']
+                for name, opt in self.optimizers.items()}
+
+    # ----------------------------------------------------------------- steps
+    def step(self, kind: str, batch: Dict[str, torch.Tensor], role: str) -> Dict[str, float]:
+        """One optimisation step of ``kind`` ('dsr', 'de' or 'stage2'); named losses back."""
+        if kind == 'stage2':
+            return self._step_stage2(batch, role)
+        return self._step_single(batch, kind)
+
+    def _step_single(self, batch: Dict[str, torch.Tensor], which: str) -> Dict[str, float]:
+        cfg = self.config['loss']
+        with self.autocast():
+            if cfg['side_weight'] or which != 'dsr':
+                depth, _, sides = self._forward(which, batch)
+                side = _side_loss(sides, batch['hr'], batch['valid'])
+            else:  # nothing to supervise: skip the side outputs' HR convolutions (~1.4x faster)
+                depth = self.dsrnet(batch['lr'])
+                side = torch.zeros((), device=depth.device)
+            task = self._task_loss(which, depth.float(), batch)
+            loss = task + cfg['side_weight'] * side
+        terms = {f'l_{which}': task, f'l_side_{which}': side}
+        self._update(loss, [which], terms)
+        return _report(terms, task, {f'l_side_{which}': cfg['side_weight'] * side})
+
+    def _step_stage2(self, batch: Dict[str, torch.Tensor], student: str) -> Dict[str, float]:
+        cfg = self.config['loss']
+        teacher = 'de' if student == 'dsr' else 'dsr'
+        rows = batch['has_rgb'].bool().view(-1)
+        count = int(rows.sum())
+        fraction = count / rows.numel()
+        sub = {key: value[rows] for key, value in batch.items()} if count else {}
+        with self.autocast():
+            s_depth, s_feats, s_sides = self._forward(student, batch)
+            s_depth = s_depth.float()
+            task = self._task_loss(student, s_depth, batch)
+            side = _side_loss(s_sides, batch['hr'], batch['valid'])
+            terms = {f'l_{student}': task, f'l_side_{student}': side}
+            added = {f'l_side_{student}': cfg['side_weight'] * side}
+            loss = task + added[f'l_side_{student}']
+            if count:
+                with torch.no_grad():
+                    t_depth, t_feats, t_sides = self._forward(teacher, sub)
+                s_feats = [f[rows] for f in s_feats]
+                s_sides = [s[rows].float() for s in s_sides]
+                s_depth_sub = s_depth[rows]
+                t_sides = [t.float() for t in t_sides]
+                if cfg['use_output']:
+                    gates = None
+                    if cfg['output_gating'] == 'pixel':
+                        gates = [losses.teacher_better_mask(s, t, sub['hr'], sub['valid'])
+                                 for s, t in zip(s_sides, t_sides)]
+                    terms['l_o'] = losses.output_loss(s_sides, t_sides, gates)
+                    added['l_o'] = fraction * cfg['rho2'] * self.output_weight * terms['l_o']
+                if cfg['use_affinity']:
+                    terms['l_a'] = losses.affinity_loss(
+                        [f.float() for f in s_feats], [f.float() for f in t_feats],
+                        cfg['affinity_size'], cfg['affinity_normalize'])
+                    added['l_a'] = fraction * cfg['rho2'] * cfg['gamma'] * terms['l_a']
+                if cfg['use_spnet']:
+                    sr = (s_feats[-1], s_depth_sub) if student == 'dsr' else \
+                        (t_feats[-1], t_depth.float())
+                    de = (t_feats[-1], t_depth.float()) if student == 'dsr' else \
+                        (s_feats[-1], s_depth_sub)
+                    structure = self.spnet(sr[0], sr[1], de[0], de[1], sub['hr'])
+                    target = structure_map(sub['hr'], cfg['structure_kernel'])
+                    terms['l_struc'] = losses.masked_l1(structure.float(), target, sub['valid'])
+                    added['l_struc'] = fraction * cfg['rho1'] * terms['l_struc']
+                for name in ('l_o', 'l_a', 'l_struc'):
+                    if name in added:
+                        loss = loss + added[name]
+        updated = [student] + (['sp'] if self.cross_task and cfg['use_spnet'] else [])
+        self._update(loss, updated, terms)
+        report = _report(terms, task, added)
+        report['rgbd_fraction'] = fraction
+        return report
+
+    def _forward(self, which: str, batch: Dict[str, torch.Tensor]):
+        """``(depth, features, side outputs)`` of DSRNet ('dsr') or DENet ('de')."""
+        if which == 'dsr':
+            depth, feats = self.dsrnet(batch['lr'], return_features=True)
+            return depth, feats, self.sides_sr(feats)
+        depth, feats = self.denet(batch['rgb'])
+        return depth, feats, self.sides_de(feats)
+
+    def _task_loss(self, which: str, depth: torch.Tensor,
+                   batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+        if which == 'dsr':
+            return losses.masked_l1(depth, batch['hr'], batch['valid'])
+        return losses.de_loss(depth, batch['hr'], batch['valid'],
+                              self.config['loss']['ssim_lambda'])
+
+    def _update(self, loss: torch.Tensor, names: Sequence[str],
+                terms: Dict[str, torch.Tensor]) -> None:
+        if not torch.isfinite(loss):
+            detail = ', '.join(f'{k}={v.item():.4g}' for k, v in terms.items())
+            raise TrainingDiverged(f'non-finite loss {loss.item()} ({detail})')
+        for name in names:
+            self.optimizers[name].zero_grad(set_to_none=True)
+        loss.backward()
+        for name in names:
+            all_reduce_grads(self.optimizers[name], self.world)
+            self.optimizers[name].step()
+
+    # ----------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def held_out_sums(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """Sums of ``|D - D_hr|`` over valid pixels of DSRNet and DENet, and the pixel count."""
+        with self.autocast():
+            d_sr = self.dsrnet(batch['lr']).float()
+            sums = {'e_dsr': (d_sr - batch['hr']).abs().mul(batch['valid']).sum().item(),
+                    'count': batch['valid'].sum().item()}
+            if self.cross_task:
+                d_de, _ = self.denet(batch['rgb'])
+                sums['e_de'] = ((d_de.float() - batch['hr']).abs()
+                                .mul(batch['valid']).sum().item())
+        return sums
+
+    def train_mode(self, training: bool) -> None:
+        for module in self.modules.values():
+            module.train(training)
+
+    # ----------------------------------------------------------------- persistence
+    def state_dict(self) -> Dict[str, Any]:
+        return {'modules': {name: m.state_dict() for name, m in self.modules.items()},
+                'optimizers': {name: o.state_dict() for name, o in self.optimizers.items()},
+                'schedulers': {name: s.state_dict() for name, s in self.schedulers.items()}}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore the nets, optimisers and schedules this model has (a fork may hold more)."""
+        for name, module in self.modules.items():
+            module.load_state_dict(state['modules'][name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state['optimizers'][name])
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state['schedulers'][name])
+
+
+def _side_loss(sides: Sequence[torch.Tensor], target: torch.Tensor,
+               mask: torch.Tensor) -> torch.Tensor:
+    """GT supervision of the side outputs (not in the paper: ``loss.side_weight``)."""
+    return torch.stack([losses.masked_l1(s.float(), target, mask) for s in sides]).mean()
+
+
+def _report(terms: Dict[str, torch.Tensor], task: torch.Tensor,
+            added: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    """Raw terms plus ``share_<term>``: what each auxiliary term added, relative to the task."""
+    report = {name: value.item() for name, value in terms.items()}
+    scale = max(task.item(), 1e-12)
+    report.update({f'share_{name[2:]}': value.item() / scale for name, value in added.items()})
+    return report
