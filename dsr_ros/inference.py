@@ -23,11 +23,11 @@ from scipy import ndimage
 
 from dsr_ros.checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
 from dsr_ros.networks import DSRNet
+from dsr_ros.precision import PRECISIONS, autocast_dtype, choose_precision
 
 __all__ = ['DepthSuperResolver', 'fill_invalid', 'resolve_device', 'valid_mask']
 
 LOGGER = logging.getLogger(__name__)
-PRECISIONS = ('fp32', 'fp16', 'bf16')
 NORMALIZATION_MODES = ('checkpoint', 'minmax', 'fixed')
 
 
@@ -88,8 +88,9 @@ class DepthSuperResolver:
         normalization: how the net was trained to see depth, as stored in checkpoints
             (``{'mode': 'fixed'|'minmax', 'max_value': ...}``).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``fp32``; ``fp16`` (CUDA only); ``bf16`` (autocast, CUDA or CPUs with AMX /
-            AVX-512-BF16).
+        precision: ``auto``, ``fp32``, ``fp16`` or ``bf16`` (see :mod:`dsr_ros.precision`:
+            reduced precision is autocast, the residual and the output stay fp32; bf16 on a CPU
+            without native bf16 and fp16 off CUDA raise ``PrecisionError``).
         input_normalization: ``checkpoint`` (use ``normalization`` as is, for data in the
             training unit), ``minmax`` (map each frame's valid range to [0, 1]: unit-free, the
             right choice for metric cameras) or ``fixed`` (divide by ``max_value``).
@@ -116,9 +117,6 @@ class DepthSuperResolver:
         if not (math.isfinite(max_value) and max_value > 0):
             raise ValueError(f'max_value must be positive, got {max_value!r}')
         self.device = resolve_device(device)
-        if precision == 'fp16' and self.device.type != 'cuda':
-            raise ValueError('fp16 needs a CUDA device; use precision "fp32" or "bf16" on CPU')
-        self.precision = precision
         self.normalization = dict(normalization or DEFAULT_NORMALIZATION)
         self.input_normalization = input_normalization
         self.max_value = float(max_value)
@@ -127,10 +125,12 @@ class DepthSuperResolver:
         self.pad_multiple = max(1, int(pad_multiple))
         self.channels_last = bool(channels_last)
         self.model = model.eval().to(self.device)
-        if precision == 'fp16':
-            self.model = self.model.half()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        choice = choose_precision(precision, self.device, self.model,
+                                  channels_last=self.channels_last)
+        #: The precision in use (``auto`` resolved) and why it was chosen.
+        self.precision, self.precision_reason = choice.precision, choice.reason
         self.scale = int(model.scale)
         #: Checkpoint metadata when built by :meth:`from_checkpoint`.
         self.metadata: Dict[str, Any] = {}
@@ -208,15 +208,13 @@ class DepthSuperResolver:
         tensor = torch.from_numpy(np.ascontiguousarray(image))[None, None]
         if self.device.type == 'cuda':
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
-        if self.precision == 'fp16':
-            tensor = tensor.half()
         if self.channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
-        if self.precision == 'bf16':
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                out = self.model(tensor)
-        else:
+        if self.precision == 'fp32':
             out = self.model(tensor)
+        else:
+            with torch.autocast(self.device.type, dtype=autocast_dtype(self.precision)):
+                out = self.model(tensor)
         return out.float()[0, 0].cpu().numpy()
 
     def _run_tiled(self, image: np.ndarray) -> np.ndarray:

@@ -174,7 +174,8 @@ def test_launched_command_line_runs_the_node_on_the_remapped_topics(
         image_pub = ros_probe.publisher(Image, f'{camera}/depth')
         info_pub = ros_probe.publisher(CameraInfo, f'{camera}/info')
         outputs = ros_probe.subscribe(Image, f'{camera}/depth_sr')
-        infos = ros_probe.subscribe(CameraInfo, f'/{namespace}/depth_sr/camera_info')
+        # output_topic remaps the image; its camera_info follows it (image_transport layout).
+        infos = ros_probe.subscribe(CameraInfo, f'{camera}/camera_info')
         wait_until(lambda: (image_pub.get_subscription_count()
                             and info_pub.get_subscription_count()
                             and outputs.subscription.get_publisher_count())
