@@ -25,6 +25,7 @@ import posixpath
 import sys
 import threading
 import time
+from copy import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -290,21 +291,23 @@ class DepthSuperResolutionNode(Node):
         sub_events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_sub)
         pub_events = PublisherEventCallbacks(incompatible_qos=self._on_incompatible_pub)
         # Standard QoS overrides (qos_overrides.<topic>.<publisher|subscription>.<policy>
-        # parameters) on top of the profiles above.
+        # parameters) on top of the profiles above. Each entity gets its own copy of its
+        # profile: rclpy writes the overrides into the profile object it is given (and
+        # qos_profile_sensor_data is rclpy's global).
         overrides = QoSOverridingOptions.with_default_policies()
-        self._image_pub = self.create_publisher(Image, 'depth_sr/image_raw', output_qos,
+        self._image_pub = self.create_publisher(Image, 'depth_sr/image_raw', copy(output_qos),
                                                 event_callbacks=pub_events,
                                                 qos_overriding_options=overrides)
         self._info_pub = self.create_publisher(
-            CameraInfo, self._beside_output('depth_sr/camera_info'), output_qos,
+            CameraInfo, self._beside_output('depth_sr/camera_info'), copy(output_qos),
             event_callbacks=pub_events, qos_overriding_options=overrides)
         self._points_pub = None
         if self._param('publish_points'):
             self._points_pub = self.create_publisher(
-                PointCloud2, self._beside_output('depth_sr/points'), output_qos,
+                PointCloud2, self._beside_output('depth_sr/points'), copy(output_qos),
                 event_callbacks=pub_events, qos_overriding_options=overrides)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Image, 'depth/image_raw', self._on_image, input_qos,
+        self.create_subscription(Image, 'depth/image_raw', self._on_image, copy(input_qos),
                                  event_callbacks=sub_events, qos_overriding_options=overrides)
         self.create_subscription(CameraInfo, 'depth/camera_info', self._on_info, info_qos,
                                  event_callbacks=sub_events, qos_overriding_options=overrides)
