@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import signal
 import sys
 import threading
 import time
@@ -536,6 +537,9 @@ def main(args: Optional[List[str]] = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C under `ros2 launch` signals the node twice (the terminal's SIGINT to the
+        # process group, then launch's own): the second must not interrupt the clean-up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

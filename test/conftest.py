@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +69,34 @@ def write_checkpoint(path: Path, scale: int = 4, num_channels: int = 4, num_bloc
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """DSRNet(scale=4, num_channels=4, num_blocks=1) with random weights."""
     return write_checkpoint(tmp_path_factory.mktemp('weights') / 'tiny_x4.pt')
+
+
+# ---------------------------------------------------------------------- colcon workspace
+#: What a workspace copy of the checkout leaves out (venvs, build outputs, caches).
+WORKSPACE_IGNORED = ('.venv', '.venv-*', '.git', 'build', 'install', 'log', 'out', 'runs',
+                     '__pycache__', '*.egg-info', '.pytest_cache')
+
+
+def copy_to_workspace(root: Path) -> Path:
+    """``root/src/dsr_ros``: the sources copied (not linked), so builds never touch the
+    checkout."""
+    target = root / 'src' / 'dsr_ros'
+    shutil.copytree(REPO, target, ignore=shutil.ignore_patterns(*WORKSPACE_IGNORED))
+    return target
+
+
+@pytest.fixture(scope='session')
+def colcon_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with dsr_ros built by this venv's colcon (``install/setup.sh`` to source)."""
+    colcon = Path(sys.executable).parent / 'colcon'
+    if not colcon.exists():
+        pytest.skip(f'colcon is not installed next to {sys.executable}')
+    root = tmp_path_factory.mktemp('colcon_ws')
+    copy_to_workspace(root)
+    result = subprocess.run([str(colcon), 'build', '--base-paths', 'src'], cwd=root,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return root
 
 
 # ---------------------------------------------------------------------- node processes
