@@ -3,11 +3,22 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The real `ros2 launch` (launch, launch_ros, ros2cli), as wheels beside the repository in CI;
+# absent in a user's clone, where the tests that need it skip and say why.
+LAUNCH_WHEELS := ../shared/ros2_launch_wheels
+LAUNCH_STAMP := $(VENV)/.launch-installed
+# A second venv with ROS 2 Jazzy's wheels (rclpy 7.x) for the ROS-facing tests.
+JAZZY_VENV := .venv-jazzy
+JAZZY_PY := $(JAZZY_VENV)/bin/python
+JAZZY_STAMP := $(JAZZY_VENV)/.installed
+JAZZY_TESTS := test/test_ros_distro.py test/test_node.py test/test_node_conventions.py \
+	test/test_node_startup.py test/test_node_slow.py test/test_launch.py \
+	test/test_precision_choice.py
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup setup-jazzy demo test test-jazzy lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(if $(wildcard $(LAUNCH_WHEELS)/README.md),$(LAUNCH_STAMP))
 
 $(STAMP): requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +27,29 @@ $(STAMP): requirements.txt setup.py
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# Order and versions from $(LAUNCH_WHEELS)/README.md: the PyPI ROS wheels first (requirements.txt).
+$(LAUNCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --find-links $(LAUNCH_WHEELS) ros-ros2launch==0.28.0 \
+		ros-ros2run==0.36.1 ros-launch-xml==3.7.1
+	touch $(LAUNCH_STAMP)
+
+setup-jazzy: $(JAZZY_STAMP)
+
+$(JAZZY_STAMP): requirements-jazzy.txt setup.py
+	$(PYTHON) -m venv $(JAZZY_VENV)
+	$(JAZZY_PY) -m pip install --quiet -r requirements-jazzy.txt
+	$(JAZZY_PY) -m pip install --quiet --no-deps -e .
+	touch $(JAZZY_STAMP)
+
 demo: setup
 	$(PY) -m dsr_ros.demo --out out/demo
 
-test: setup
-	$(PY) -m pytest -ra test
+test: setup setup-jazzy
+	DSR_ROS_TEST_DISTRO=kilted $(PY) -m pytest -ra test
+	$(MAKE) --no-print-directory test-jazzy
+
+test-jazzy: setup-jazzy
+	DSR_ROS_TEST_DISTRO=jazzy $(JAZZY_PY) -m pytest -ra $(JAZZY_TESTS)
 
 lint: setup
 	$(PY) -m flake8 dsr_ros training test tools launch setup.py
@@ -29,4 +58,4 @@ bench: setup
 	$(PY) -m dsr_ros.benchmark
 
 clean:
-	rm -rf $(VENV) build install log out
+	rm -rf $(VENV) $(JAZZY_VENV) build install log out

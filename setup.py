@@ -14,7 +14,7 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
-        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py') + glob('launch/*.launch.xml')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
     ],
     install_requires=['setuptools'],

@@ -54,6 +54,7 @@ from torch import nn
 from dsr_ros.checkpoint import load_checkpoint, save_checkpoint
 from dsr_ros.cpu_tuning import malloc_env, omp_env
 from dsr_ros.inference import DepthSuperResolver
+from dsr_ros.precision import native_bf16_flags
 from dsr_ros.networks import DSRNet
 
 __all__ = ['LITE_ARCH', 'count_conv_macs', 'main', 'parse_size', 'peak_rss_reset',
@@ -885,10 +886,7 @@ def _precisions_for(device: torch.device, wanted: Sequence[str], notes: List[str
 
 
 def _cpu_bf16_fast() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return bool(native_bf16_flags())
 
 
 def _accuracy(case: Case, outputs: Dict[str, np.ndarray], frame: np.ndarray

@@ -40,7 +40,7 @@ import ctypes
 import ctypes.util
 from typing import Dict
 
-__all__ = ['DEFAULT_THRESHOLD', 'malloc_env', 'omp_env', 'tune_malloc']
+__all__ = ['DEFAULT_THRESHOLD', 'malloc_env', 'malloc_tuning_wanted', 'omp_env', 'tune_malloc']
 
 #: Bytes: above the largest activation we expect (2560x1920x32 fp32 is 630 MiB).
 DEFAULT_THRESHOLD = 1 << 30
@@ -64,6 +64,20 @@ def tune_malloc(threshold: int = DEFAULT_THRESHOLD) -> bool:
     results = [mallopt(_M_MMAP_THRESHOLD, threshold), mallopt(_M_TRIM_THRESHOLD, threshold),
                mallopt(_M_ARENA_MAX, 1)]
     return all(result == 1 for result in results)
+
+
+def malloc_tuning_wanted(setting: str, cuda_available: bool) -> bool:
+    """Whether a node process should call :func:`tune_malloc` at start-up.
+
+    ``setting`` is ``DSR_ROS_MALLOC_TUNING``: ``0`` never, ``1`` always, anything else (unset)
+    only when inference can only run on the CPU. It must be decided before the node reads its
+    ``device`` parameter (threads start then), so with CUDA present the default is to leave
+    malloc alone: on CUDA the activations live in PyTorch's caching allocator and keeping the
+    peak host memory resident would only cost RAM.
+    """
+    if setting.strip() in ('0', '1'):
+        return setting.strip() == '1'
+    return not cuda_available
 
 
 def malloc_env(threshold: int = DEFAULT_THRESHOLD) -> Dict[str, str]:

@@ -24,12 +24,12 @@ from dsr_ros.checkpoint import load_checkpoint
 from dsr_ros.depth_io import valid_mask
 from dsr_ros.depth_scaling import Affine, DepthScaling
 from dsr_ros.networks import DSRNet
+from dsr_ros.precision import PRECISIONS, autocast_dtype, choose_precision
 
 __all__ = ['DepthSuperResolver', 'fill_invalid', 'make_net_input', 'prepare_net_input',
            'resolve_device', 'valid_mask']
 
 LOGGER = logging.getLogger(__name__)
-PRECISIONS = ('fp32', 'fp16', 'bf16')
 #: ``checkpoint``: the scaling the net was trained with (the default); ``range``: robust
 #: per-frame percentiles (1-99); ``minmax``: per-frame min-max; ``fixed``: metres / max_value.
 NORMALIZATION_MODES = ('checkpoint', 'range', 'minmax', 'fixed')
@@ -101,8 +101,9 @@ class DepthSuperResolver:
             (``DepthScaling.to_dict()``; older ``minmax`` / ``fixed`` entries are understood).
             ``None`` means per-frame min-max, what the first models were trained with.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``fp32``; ``fp16`` (CUDA only); ``bf16`` (autocast, CUDA or CPUs with AMX /
-            AVX-512-BF16).
+        precision: ``auto``, ``fp32``, ``fp16`` or ``bf16`` (see :mod:`dsr_ros.precision`:
+            reduced precision is autocast, the residual and the output stay fp32; bf16 on a CPU
+            without native bf16 and fp16 off CUDA raise ``PrecisionError``).
         input_normalization: ``checkpoint`` (the training scaling, the default), ``range``
             (robust per-frame percentiles), ``minmax`` (per-frame min-max) or ``fixed``
             (metres / ``max_value``); see :mod:`dsr_ros.depth_scaling`.
@@ -129,9 +130,6 @@ class DepthSuperResolver:
         if not (math.isfinite(max_value) and max_value > 0):
             raise ValueError(f'max_value must be positive, got {max_value!r}')
         self.device = resolve_device(device)
-        if precision == 'fp16' and self.device.type != 'cuda':
-            raise ValueError('fp16 needs a CUDA device; use precision "fp32" or "bf16" on CPU')
-        self.precision = precision
         self.scaling = DepthScaling.from_dict(normalization)
         self.normalization = self.scaling.to_dict()
         self.input_normalization = input_normalization
@@ -141,10 +139,12 @@ class DepthSuperResolver:
         self.pad_multiple = max(1, int(pad_multiple))
         self.channels_last = bool(channels_last)
         self.model = model.eval().to(self.device)
-        if precision == 'fp16':
-            self.model = self.model.half()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        choice = choose_precision(precision, self.device, self.model,
+                                  channels_last=self.channels_last)
+        #: The precision in use (``auto`` resolved) and why it was chosen.
+        self.precision, self.precision_reason = choice.precision, choice.reason
         self.scale = int(model.scale)
         self.in_channels = int(getattr(model, 'in_channels', 1))
         #: Checkpoint metadata when built by :meth:`from_checkpoint`.
@@ -235,15 +235,13 @@ class DepthSuperResolver:
         tensor = torch.from_numpy(np.ascontiguousarray(image))[None]
         if self.device.type == 'cuda':
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
-        if self.precision == 'fp16':
-            tensor = tensor.half()
         if self.channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
-        if self.precision == 'bf16':
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                out = self.model(tensor)
-        else:
+        if self.precision == 'fp32':
             out = self.model(tensor)
+        else:
+            with torch.autocast(self.device.type, dtype=autocast_dtype(self.precision)):
+                out = self.model(tensor)
         return out.float()[0, 0].cpu().numpy()
 
     def _run_tiled(self, image: np.ndarray) -> np.ndarray:

@@ -5,7 +5,11 @@ Topics (relative, so namespaces and remaps place the node):
 * in  ``depth/image_raw`` (sensor_msgs/Image, 16UC1 / mono16 mm or 32FC1 m),
   ``depth/camera_info`` (sensor_msgs/CameraInfo)
 * out ``depth_sr/image_raw``, ``depth_sr/camera_info`` (scaled, see depth_io.scale_matrix),
-  ``depth_sr/points`` (PointCloud2, with ``publish_points``), ``/diagnostics``
+  ``depth_sr/points`` (PointCloud2, with ``publish_points``), ``/diagnostics``. camera_info and
+  points follow the output image: a remapped image gets them beside it (image_transport and
+  depth_image_proc expect the pair in one namespace) unless they are remapped themselves.
+
+Runs on Humble, Jazzy and Kilted (APIs present in all three, or imported with a fallback).
 
 The subscription callbacks only decode, validate and pair; inference runs in a worker thread
 that takes the newest frame from a one-element slot, so a model slower than the camera drops
@@ -17,9 +21,12 @@ line and exit with status 1.
 from __future__ import annotations
 
 import os
+import posixpath
+import signal
 import sys
 import threading
 import time
+from copy import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -30,25 +37,32 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
-from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 from rclpy.qos import QoSPolicyKind, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from dsr_ros.checkpoint import CheckpointError
-from dsr_ros.cpu_tuning import tune_malloc
+from dsr_ros.cpu_tuning import malloc_tuning_wanted, tune_malloc
 from dsr_ros.depth_io import OUTPUT_ENCODINGS, FrameError, check_camera_info, convert_depth
-from dsr_ros.inference import NORMALIZATION_MODES, PRECISIONS, DepthSuperResolver, resolve_device
+from dsr_ros.inference import NORMALIZATION_MODES, DepthSuperResolver, resolve_device
 from dsr_ros.messages import (depth_from_msg, depth_to_msg, points_to_msg,
                               scaled_camera_info_msg)
 from dsr_ros.model_selection import choose_model
 from dsr_ros.pipeline import FlowStats, LatestFrameSlot, StampPairer
 from dsr_ros.pointcloud import depth_to_points
+from dsr_ros.precision import PRECISIONS, PrecisionError, check_precision
 from dsr_ros.weights import DEFAULT_SCALE, MODEL_SIZES, shipped_models, shipped_weights
+
+try:  # Iron and later
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # Humble
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 __all__ = ['DepthSuperResolutionNode', 'StartupError', 'main']
 
@@ -124,8 +138,10 @@ PARAMETERS: Dict[str, tuple] = {
     'half': (False, _descriptor(
         'Shorthand for precision fp16 (CUDA only; on CPU a warning is logged and fp32 used).',
         read_only=True)),
-    'precision': ('fp32', _descriptor(
-        'Inference precision. fp16 needs CUDA; bf16 runs on CUDA and on CPUs with bf16 support.',
+    'precision': ('auto', _descriptor(
+        'Inference precision. auto: fp16 on CUDA, bf16 on CPUs with native bf16 (AMX or '
+        'AVX512-BF16) when measured faster, else fp32. fp16 needs CUDA; bf16 on a CPU without '
+        'native bf16 is refused. The residual and the output stay fp32.',
         read_only=True, constraints=' | '.join(PRECISIONS))),
     'channels_last': (True, _descriptor(
         'NHWC memory format (about 2x faster convolutions on x86 CPUs).', read_only=True)),
@@ -201,7 +217,8 @@ class DepthSuperResolutionNode(Node):
         self._worker.start()
         self.get_logger().info(
             f'super-resolving x{self._scale} on {self._resolver.device} '
-            f'({self._resolver.precision}) with {self._weights}; input reliability '
+            f'({self._resolver.precision}: {self._resolver.precision_reason}) with '
+            f'{self._weights}; input reliability '
             f'{self._param("input_reliability")}, camera_info '
             f'{"required" if self._require_info else "optional"}')
 
@@ -251,6 +268,10 @@ class DepthSuperResolutionNode(Node):
             self.get_logger().warning(f'fp16 (half) needs CUDA but the device is {device}; '
                                       'running in fp32')
             precision = 'fp32'
+        try:
+            check_precision(precision, device)
+        except PrecisionError as error:
+            raise StartupError(str(error)) from error
         threads = self._param('torch_threads')
         if threads > 0:
             torch.set_num_threads(threads)
@@ -314,20 +335,37 @@ class DepthSuperResolutionNode(Node):
         output_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         sub_events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_sub)
         pub_events = PublisherEventCallbacks(incompatible_qos=self._on_incompatible_pub)
-        self._image_pub = self.create_publisher(Image, 'depth_sr/image_raw', output_qos,
-                                                event_callbacks=pub_events)
-        self._info_pub = self.create_publisher(CameraInfo, 'depth_sr/camera_info', output_qos,
-                                               event_callbacks=pub_events)
+        # Standard QoS overrides (qos_overrides.<topic>.<publisher|subscription>.<policy>
+        # parameters) on top of the profiles above. Each entity gets its own copy of its
+        # profile: rclpy writes the overrides into the profile object it is given (and
+        # qos_profile_sensor_data is rclpy's global).
+        overrides = QoSOverridingOptions.with_default_policies()
+        self._image_pub = self.create_publisher(Image, 'depth_sr/image_raw', copy(output_qos),
+                                                event_callbacks=pub_events,
+                                                qos_overriding_options=overrides)
+        self._info_pub = self.create_publisher(
+            CameraInfo, self._beside_output('depth_sr/camera_info'), copy(output_qos),
+            event_callbacks=pub_events, qos_overriding_options=overrides)
         self._points_pub = None
         if self._param('publish_points'):
-            self._points_pub = self.create_publisher(PointCloud2, 'depth_sr/points', output_qos,
-                                                     event_callbacks=pub_events)
+            self._points_pub = self.create_publisher(
+                PointCloud2, self._beside_output('depth_sr/points'), copy(output_qos),
+                event_callbacks=pub_events, qos_overriding_options=overrides)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Image, 'depth/image_raw', self._on_image, input_qos,
-                                 event_callbacks=sub_events)
+        self.create_subscription(Image, 'depth/image_raw', self._on_image, copy(input_qos),
+                                 event_callbacks=sub_events, qos_overriding_options=overrides)
         self.create_subscription(CameraInfo, 'depth/camera_info', self._on_info, info_qos,
-                                 event_callbacks=sub_events)
+                                 event_callbacks=sub_events, qos_overriding_options=overrides)
         self.create_timer(self._param('diagnostics_period'), self._publish_diagnostics)
+
+    def _beside_output(self, topic: str) -> str:
+        """``topic`` (a sibling of ``depth_sr/image_raw``) in the namespace the output image
+        resolves to, unless ``topic`` itself is remapped: remapping only the image moves its
+        camera_info and points with it, as image_transport consumers expect."""
+        if self.resolve_topic_name(topic) != self.resolve_topic_name(topic, only_expand=True):
+            return topic
+        image = self.resolve_topic_name('depth_sr/image_raw')
+        return posixpath.join(posixpath.dirname(image), posixpath.basename(topic))
 
     # ------------------------------------------------------------------ callbacks
     def _on_image(self, msg: Image) -> None:
@@ -439,7 +477,10 @@ class DepthSuperResolutionNode(Node):
             self._info_pub.publish(scaled)
             if self._points_pub is not None:
                 self._publish_points(depth, scaled, frame.header)
-        self._stats.output(time.monotonic() - frame.received)
+        stamp = Time.from_msg(frame.header.stamp, clock_type=self.get_clock().clock_type)
+        from_stamp = (self.get_clock().now() - stamp).nanoseconds * 1e-9
+        self._stats.output(time.monotonic() - frame.received,
+                           stamp_latency_s=from_stamp if frame.header.stamp.sec else None)
 
     def _publish_points(self, depth: np.ndarray, info: CameraInfo, header: Header) -> None:
         if not (info.k[0] > 0 and info.k[4] > 0):
@@ -467,11 +508,18 @@ class DepthSuperResolutionNode(Node):
             status.level, status.message = DiagnosticStatus.WARN, 'no input'
         else:
             status.level, status.message = DiagnosticStatus.OK, 'ok'
-        latency = snap['median_latency_s']
+
+        def milliseconds(seconds: float) -> str:
+            return 'nan' if seconds != seconds else f'{seconds * 1e3:.1f}'
+
         values = {
             'input_rate_hz': f'{snap["input_rate_hz"]:.2f}',
             'output_rate_hz': f'{snap["output_rate_hz"]:.2f}',
-            'median_latency_ms': 'nan' if latency != latency else f'{latency * 1e3:.1f}',
+            # From receipt by the node to publication (the node's own cost) ...
+            'median_latency_ms': milliseconds(snap['median_latency_s']),
+            # ... and from the image's header stamp (capture) on the node's clock: includes
+            # the driver and the transport; meaningless if the camera's clock is not synced.
+            'median_latency_from_stamp_ms': milliseconds(snap['median_stamp_latency_s']),
             'frames_received': snap['received'],
             'frames_published': snap['published'],
             'dropped_frames': snap['dropped'],
@@ -517,7 +565,8 @@ class DepthSuperResolutionNode(Node):
 
 def main(args: Optional[List[str]] = None) -> int:
     """Console entry point ``dsr_node``: spin until Ctrl-C; exit status 1 if start-up fails."""
-    if os.environ.get('DSR_ROS_MALLOC_TUNING', '1') != '0':
+    if malloc_tuning_wanted(os.environ.get('DSR_ROS_MALLOC_TUNING', ''),
+                            torch.cuda.is_available()):
         # Before any thread allocates: keeps freed activations for the next frame instead of
         # page-faulting them in again (1.2-1.9x per frame on CPU, see dsr_ros.cpu_tuning).
         tune_malloc()
@@ -532,6 +581,9 @@ def main(args: Optional[List[str]] = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C under `ros2 launch` signals the node twice (the terminal's SIGINT to the
+        # process group, then launch's own): the second must not interrupt the clean-up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -112,6 +112,7 @@ class FlowStats:
         self._inputs: Deque[float] = deque()
         self._outputs: Deque[float] = deque()
         self._latencies: Deque[float] = deque(maxlen=latency_samples)
+        self._stamp_latencies: Deque[float] = deque(maxlen=latency_samples)
         self.counters: Dict[str, int] = {'received': 0, 'published': 0, 'dropped': 0,
                                          'rejected': 0, 'failed': 0}
         self.last_error = ''
@@ -121,11 +122,15 @@ class FlowStats:
         """Count a received frame."""
         self._event(self._inputs, 'received', now)
 
-    def output(self, latency_s: float, now: Optional[float] = None) -> None:
-        """Count a published frame that took ``latency_s`` from receipt to publication."""
+    def output(self, latency_s: float, now: Optional[float] = None,
+               stamp_latency_s: Optional[float] = None) -> None:
+        """Count a published frame that took ``latency_s`` from receipt to publication and
+        ``stamp_latency_s`` from its header stamp (capture: includes driver and transport)."""
         self._event(self._outputs, 'published', now)
         with self._lock:
             self._latencies.append(latency_s)
+            if stamp_latency_s is not None:
+                self._stamp_latencies.append(stamp_latency_s)
 
     def count(self, name: str, error: str = '') -> None:
         """Increment ``dropped``, ``rejected`` or ``failed``; remember ``error`` if given."""
@@ -136,7 +141,7 @@ class FlowStats:
                 self.last_error_time = time.monotonic()
 
     def snapshot(self, now: Optional[float] = None) -> Dict[str, Any]:
-        """Rates over the window (Hz), median latency (s, NaN before any output), counters."""
+        """Rates over the window (Hz), median latencies (s, NaN before any output), counters."""
         now = time.monotonic() if now is None else now
         with self._lock:
             self._trim(now)
@@ -145,8 +150,8 @@ class FlowStats:
             return {
                 'input_rate_hz': len(self._inputs) / span,
                 'output_rate_hz': len(self._outputs) / span,
-                'median_latency_s': (statistics.median(self._latencies) if self._latencies
-                                     else float('nan')),
+                'median_latency_s': _median(self._latencies),
+                'median_stamp_latency_s': _median(self._stamp_latencies),
                 'last_error': self.last_error,
                 'last_error_age_s': (now - self.last_error_time if self.last_error
                                      else float('nan')),
@@ -164,3 +169,7 @@ class FlowStats:
         for times in (self._inputs, self._outputs):
             while times and times[0] < now - self.window_s:
                 times.popleft()
+
+
+def _median(values: Deque[float]) -> float:
+    return statistics.median(values) if values else float('nan')

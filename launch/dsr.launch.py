@@ -60,8 +60,8 @@ def generate_launch_description():
             description='CameraInfo of the input depth image.'),
         DeclareLaunchArgument(
             'output_topic', default_value='depth_sr/image_raw',
-            description='Super-resolved depth image; its CameraInfo is published on '
-                        'depth_sr/camera_info in the node namespace.'),
+            description='Super-resolved depth image; its CameraInfo (and points) are '
+                        'published beside it, e.g. /cam/sr/image_raw -> /cam/sr/camera_info.'),
         DeclareLaunchArgument(
             'weights_path', default_value='',
             description='DSRNet checkpoint; empty keeps params_file (whose empty default means '

@@ -7,29 +7,16 @@ build/ never touch the checkout.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-
-COLCON = Path(sys.executable).parent / 'colcon'
-IGNORED = ('.venv', '.git', 'build', 'install', 'log', 'out', 'runs', '__pycache__',
-           '*.egg-info', '.pytest_cache')
 
 
 @pytest.fixture(scope='module')
-def workspace(tmp_path_factory) -> Path:
-    if not COLCON.exists():
-        pytest.skip(f'colcon is not installed next to {sys.executable}')
-    root = tmp_path_factory.mktemp('colcon_ws')
-    shutil.copytree(REPO, root / 'src' / 'dsr_ros', ignore=shutil.ignore_patterns(*IGNORED))
-    result = subprocess.run([str(COLCON), 'build', '--base-paths', 'src'], cwd=root,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return root
+def workspace(colcon_workspace) -> Path:
+    return colcon_workspace
 
 
 def _sourced(workspace: Path, command: str) -> subprocess.CompletedProcess:

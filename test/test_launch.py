@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import glob
 import importlib.util
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -174,7 +175,8 @@ def test_launched_command_line_runs_the_node_on_the_remapped_topics(
         image_pub = ros_probe.publisher(Image, f'{camera}/depth')
         info_pub = ros_probe.publisher(CameraInfo, f'{camera}/info')
         outputs = ros_probe.subscribe(Image, f'{camera}/depth_sr')
-        infos = ros_probe.subscribe(CameraInfo, f'/{namespace}/depth_sr/camera_info')
+        # output_topic remaps the image; its camera_info follows it (image_transport layout).
+        infos = ros_probe.subscribe(CameraInfo, f'{camera}/camera_info')
         wait_until(lambda: (image_pub.get_subscription_count()
                             and info_pub.get_subscription_count()
                             and outputs.subscription.get_publisher_count())
@@ -200,35 +202,41 @@ def test_launched_command_line_runs_the_node_on_the_remapped_topics(
         assert process.stop() == 0, process.log()[-2000:]
 
 
-def _ros_launch_available() -> bool:
-    try:
-        import launch
-        import launch_ros.actions
-    except ImportError:
-        return False
-    return hasattr(launch, 'LaunchDescription') and hasattr(launch_ros.actions, 'Node')
-
-
-@pytest.mark.skipif(not _ros_launch_available(),
-                    reason='ROS 2 launch / launch_ros are not installed (not on PyPI; PyPI '
-                           "'launch' is an unrelated project): the recording-double tests "
-                           'above cover the launch file here')
-def test_with_real_launch_ros(monkeypatch):
-    import launch
-    import launch_ros.actions
-    monkeypatch.setattr('ament_index_python.packages.get_package_share_directory',
-                        lambda package: str(REPO))
-    spec = importlib.util.spec_from_file_location('dsr_launch_real', LAUNCH_FILE)
-    launch_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(launch_module)
-    description = launch_module.generate_launch_description()
+#: Importing ROS 2 launch reconfigures the logging module of the process (later caplog-based
+#: tests would see nothing), so the real launch_ros is only ever imported in a child process.
+_REAL_LAUNCH_CHECK = """
+import importlib.util, sys
+import ament_index_python.packages as index
+import launch, launch_ros.actions
+assert hasattr(launch, 'LaunchDescription') and hasattr(launch_ros.actions, 'Node')
+if len(sys.argv) > 1:
+    index.get_package_share_directory = lambda package: sys.argv[2]
+    spec = importlib.util.spec_from_file_location('dsr_launch_real', sys.argv[1])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     context = launch.LaunchContext()
     actions = []
-    for entity in description.entities:
+    for entity in module.generate_launch_description().entities:
         if isinstance(entity, launch.actions.DeclareLaunchArgument):
             entity.visit(context)
         elif isinstance(entity, launch.actions.OpaqueFunction):
             actions.extend(entity.execute(context) or [])
     node, = actions
     assert isinstance(node, launch_ros.actions.Node)
-    assert node.node_package == 'dsr_ros' and node.node_executable == 'dsr_node'
+    print(node.node_package, node.node_executable)
+"""
+
+
+def _real_launch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-c', _REAL_LAUNCH_CHECK, *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.skipif(_real_launch().returncode != 0,
+                    reason='ROS 2 launch / launch_ros are not installed (not on PyPI; PyPI '
+                           "'launch' is an unrelated project): the recording-double tests "
+                           'above cover the launch file here')
+def test_with_real_launch_ros():
+    result = _real_launch(str(LAUNCH_FILE), str(REPO))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['dsr_ros', 'dsr_node']

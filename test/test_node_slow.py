@@ -1,7 +1,8 @@
 """A model slower than the camera: dsr_node drops old frames instead of queueing them.
 
-The node runs a wider net (about 0.2 s per 80x60 frame on one thread) while the test publishes at
-20 Hz through a *reliable* publisher (like a driver) to a node with input_reliability=reliable.
+The node runs a wider net, forced onto the CPU in fp32 (about 0.2 s per 80x60 frame on one
+thread), while the test publishes at 20 Hz through a *reliable* publisher (like a driver) to a
+node with input_reliability=reliable.
 A queue would let latency grow to ~10 s over the run; the latest-frame slot keeps it near one
 inference time, processes the newest frame, and reports the drops in /diagnostics. A second,
 best-effort publisher on the same topic must raise the incompatible-QoS event, which is logged.
@@ -42,7 +43,8 @@ def test_slow_model_drops_frames_and_keeps_latency_bounded(ros_probe, tmp_path,
     namespace = unique_name('dsr_slow')
     weights = write_checkpoint(tmp_path / f'{namespace}.pt', num_channels=32, num_blocks=2)
     process = start_node(tmp_path / 'node.log', namespace=namespace, parameters={
-        'weights_path': str(weights), 'torch_threads': 1, 'input_reliability': 'reliable',
+        'weights_path': str(weights), 'torch_threads': 1, 'device': 'cpu', 'precision': 'fp32',
+        'input_reliability': 'reliable',
         'diagnostics_period': 0.5})
     node_processes.append(process)
     image_pub = ros_probe.publisher(Image, f'/{namespace}/depth/image_raw', reliable=True)
