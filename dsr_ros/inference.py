@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -22,13 +23,19 @@ import torch
 from scipy import ndimage
 
 from dsr_ros.checkpoint import DEFAULT_NORMALIZATION, load_checkpoint
+from dsr_ros.memory_budget import FrameTooLarge, MemoryBudget
 from dsr_ros.networks import DSRNet
 
-__all__ = ['DepthSuperResolver', 'fill_invalid', 'resolve_device', 'valid_mask']
+__all__ = ['DepthSuperResolver', 'FrameTooLarge', 'InferenceStopped', 'fill_invalid',
+           'resolve_device', 'valid_mask']
 
 LOGGER = logging.getLogger(__name__)
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 NORMALIZATION_MODES = ('checkpoint', 'minmax', 'fixed')
+
+
+class InferenceStopped(RuntimeError):
+    """Raised between tiles when the resolver's ``stop_event`` is set (the node shuts down)."""
 
 
 def resolve_device(device: str = 'auto') -> torch.device:
@@ -94,17 +101,23 @@ class DepthSuperResolver:
             training unit), ``minmax`` (map each frame's valid range to [0, 1]: unit-free, the
             right choice for metric cameras) or ``fixed`` (divide by ``max_value``).
         max_value: the divisor for ``fixed`` in the input's unit (mm for uint16, m for float).
-        tile_size: LR tile edge in pixels; 0 processes the whole frame at once.
+        tile_size: LR tile edge in pixels; 0 = whole frame, or as large as ``max_memory_mb``
+            allows. Tiles are never smaller than ``memory_budget.min_tile(tile_overlap)``.
         tile_overlap: LR pixels shared by neighbouring tiles (blended with linear ramps).
         channels_last: use the NHWC memory format (about 2x faster convolutions on x86 CPUs).
         pad_multiple: pad the LR frame to a multiple of this (replicate), crop the output back.
+        max_memory_mb: peak resident memory of the process to stay under (tiles are sized for
+            it, frames that cannot fit raise :class:`FrameTooLarge`); 0 = no limit.
+        stop_event: when set, a running frame ends between two tiles with
+            :class:`InferenceStopped`; CPU tiles are then kept short (see memory_budget).
     """
 
     def __init__(self, model: DSRNet, normalization: Optional[Dict[str, Any]] = None, *,
                  device: str = 'auto', precision: str = 'fp32',
                  input_normalization: str = 'minmax', max_value: float = 1.0,
                  tile_size: int = 0, tile_overlap: int = 8, channels_last: bool = True,
-                 pad_multiple: int = 8) -> None:
+                 pad_multiple: int = 8, max_memory_mb: float = 0.0,
+                 stop_event: Optional[threading.Event] = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if input_normalization not in NORMALIZATION_MODES:
@@ -132,6 +145,8 @@ class DepthSuperResolver:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.scale = int(model.scale)
+        self.stop_event = stop_event
+        self.memory = MemoryBudget(max_memory_mb, stop_latency=stop_event is not None)
         #: Checkpoint metadata when built by :meth:`from_checkpoint`.
         self.metadata: Dict[str, Any] = {}
 
@@ -155,6 +170,7 @@ class DepthSuperResolver:
             raise ValueError(f'expected a non-empty 2-D depth image, got shape {depth.shape}')
         if depth.dtype not in (np.uint16, np.float32, np.float64):
             raise ValueError(f'expected uint16 (mm) or float32 (m) depth, got {depth.dtype}')
+        self._admit(depth.shape)
         valid = valid_mask(depth)
         if max_depth is not None and max_depth > 0:
             valid &= depth <= max_depth
@@ -188,10 +204,23 @@ class DepthSuperResolver:
         low, high = float(valid_values.min()), float(valid_values.max())
         return _Normalizer(low, high - low if high > low else max(abs(high), 1e-6))
 
+    def _admit(self, shape: Tuple[int, int]) -> None:
+        """Refuse a frame that cannot fit the memory budget, before anything HR is allocated."""
+        self.memory.observe(shape)
+        problem = self.memory.frame_problem(
+            shape[0], shape[1], scale=self.scale, channels=self.model.num_channels,
+            precision=self.precision, overlap=self.tile_overlap)
+        if problem:
+            raise FrameTooLarge(problem)
+
     def _super_resolve(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape
-        if self.tile_size and (height > self.tile_size or width > self.tile_size):
-            return self._run_tiled(image)
+        tile = self.memory.tile_for(
+            height, width, scale=self.scale, channels=self.model.num_channels,
+            blocks=self.model.num_blocks, precision=self.precision, overlap=self.tile_overlap,
+            requested=self.tile_size, cpu=self.device.type == 'cpu')
+        if tile and (height > tile or width > tile):
+            return self._run_tiled(image, tile)
         return self._forward_padded(image)
 
     def _forward_padded(self, image: np.ndarray) -> np.ndarray:
@@ -219,15 +248,17 @@ class DepthSuperResolver:
             out = self.model(tensor)
         return out.float()[0, 0].cpu().numpy()
 
-    def _run_tiled(self, image: np.ndarray) -> np.ndarray:
+    def _run_tiled(self, image: np.ndarray, tile: int) -> np.ndarray:
         """Process overlapping LR tiles, blending their HR outputs with linear ramp weights."""
         height, width = image.shape
-        scale, tile, overlap = self.scale, self.tile_size, self.tile_overlap
+        scale, overlap = self.scale, self.tile_overlap
         step = tile - overlap
         accum = np.zeros((height * scale, width * scale), np.float32)
         weight = np.zeros_like(accum)
         for top in _tile_starts(height, tile, step):
             for left in _tile_starts(width, tile, step):
+                if self.stop_event is not None and self.stop_event.is_set():
+                    raise InferenceStopped('stopped between tiles')
                 bottom, right = min(top + tile, height), min(left + tile, width)
                 out = self._forward_padded(image[top:bottom, left:right])
                 ramp = _ramp_weights(out.shape, overlap * scale,
@@ -236,7 +267,9 @@ class DepthSuperResolver:
                 cols = slice(left * scale, right * scale)
                 accum[rows, cols] += out * ramp
                 weight[rows, cols] += ramp
-        return accum / np.maximum(weight, 1e-12)
+        np.maximum(weight, 1e-12, out=weight)
+        accum /= weight  # in place: no third and fourth HR-sized array
+        return accum
 
     def _encode(self, result: np.ndarray, out_valid: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if dtype == np.uint16:
