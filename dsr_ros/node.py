@@ -413,6 +413,9 @@ class DepthSuperResolutionNode(Node):
             policy = QoSPolicyKind(event.last_policy_kind).name
         except ValueError:
             policy = str(event.last_policy_kind)
+        if (side == 'subscription' and policy == 'RELIABILITY'
+                and self._param('input_reliability') == 'auto'):
+            return  # a best-effort publisher appeared: the next graph check switches (logged)
         hint = (' (input_reliability is reliable but the publisher is best effort?)'
                 if side == 'subscription' and policy == 'RELIABILITY' else '')
         self.get_logger().warning(f'incompatible QoS on a {side}: policy {policy}, '
