@@ -27,7 +27,6 @@ import platform
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -39,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from dsr_ros.atomic_io import atomic_write_text
 from dsr_ros.checkpoint import atomic_torch_save, save_checkpoint
 from dsr_ros.inference import resolve_device
 from dsr_ros.networks import DSRNet
@@ -47,6 +47,7 @@ from training.config import ConfigError, load_config
 from training.data.patches import PatchDataset
 from training.data.sample import RGBDSample
 from training.networks import DENet, SideOutputs, SPNet, structure_map
+from training.resume_checks import state_problem
 
 LOGGER = logging.getLogger('training.train')
 STATE_FORMAT = 'dsr_ros.training_state/1'
@@ -383,7 +384,7 @@ class Trainer:
             fields = header + [f for f in row if f not in header]
         rows = _read_csv(path) if path.exists() else []
         rows = [r for r in rows if int(r['epoch']) < row['epoch']] + [row]
-        _atomic_write_text(path, _csv_text(rows, fields))
+        atomic_write_text(path, _csv_text(rows, fields))
         try:
             from torch.utils.tensorboard import SummaryWriter
             with SummaryWriter(os.fspath(self.out_dir / 'tb')) as writer:
@@ -432,6 +433,9 @@ class Trainer:
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: {error}') from error
         if not isinstance(state, dict) or state.get('format') != STATE_FORMAT:
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: not a training state')
+        problem = state_problem(state, self.total_epochs)
+        if problem:
+            raise ConfigError(f'cannot resume from {os.fspath(path)!r}: {problem}')
         if not fork and state['config'] != self.config:
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: it was written with a '
                               'different config')
@@ -541,13 +545,6 @@ def _all_reduce_mean(values: Dict[str, float], world: int) -> Dict[str, float]:
     tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64)
     dist.all_reduce(tensor)
     return {k: float(v) / world for k, v in zip(keys, tensor.tolist())}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-    with os.fdopen(handle, 'w') as stream:
-        stream.write(text)
-    os.replace(tmp, path)
 
 
 def _read_csv(path: Path) -> List[Dict[str, Any]]:
