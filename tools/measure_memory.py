@@ -26,7 +26,6 @@ from dsr_ros.benchmark import peak_rss_reset, read_peak_rss_mb, synthetic_depth
 from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.networks import DSRNet
 args = json.loads(sys.argv[1])
-torch.set_num_threads(1)
 torch.manual_seed(0)
 model = DSRNet(args['scale'], args['channels'], args['blocks'])
 resolver = DepthSuperResolver(model, device='cpu', precision=args['precision'],
