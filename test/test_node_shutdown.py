@@ -79,8 +79,8 @@ def _assert_clean_exit(process, seconds: float, name: str) -> None:
     assert 'terminate called' not in log and 'Traceback' not in log, log[-3000:]
 
 
-def test_640x480_frame_under_the_default_budget_then_sigint_mid_frame(ros_probe, tmp_path,
-                                                                       node_processes):
+def test_640x480_frame_under_the_default_budget_then_sigint_mid_frame(
+        ros_probe, tmp_path, node_processes):
     process, publisher, outputs = _start(ros_probe, tmp_path, node_processes)
     started = time.monotonic()
     publisher.publish(_frame(0))
