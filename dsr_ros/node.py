@@ -294,6 +294,9 @@ class DepthSuperResolutionNode(Node):
             raise StartupError(f'cannot use checkpoint {str(path)!r} on {device} '
                                f'({precision}): {error}') from error
         self._weights = str(path)
+        if not resolver.metadata.get('weights_verified', True):
+            self.get_logger().warning(f'{path} stores no weights SHA-256 (an older checkpoint): '
+                                      'corruption cannot be detected; re-save it to add one')
         return resolver
 
     def _create_topics(self) -> None:
