@@ -60,6 +60,9 @@ RELIABILITY_CHECK_S = 1.0
 DIAGNOSTIC_VALUE_CHARS = 256
 #: Seconds the worker may take to finish its current tile at shutdown.
 WORKER_JOIN_S = 1.5
+#: Seconds without a frame after which the heap is given back (a camera pausing, or one large
+#: frame); shorter gaps keep it for the next frame, which spares the page faults.
+IDLE_RELEASE_S = 2.0
 #: Seconds between two log lines about the same kind of problem.
 LOG_THROTTLE_S = 5.0
 #: Unmatched images / camera_infos kept while waiting for a partner with the same stamp.
@@ -438,11 +441,14 @@ class DepthSuperResolutionNode(Node):
 
     # ------------------------------------------------------------------ inference thread
     def _work(self) -> None:
+        last_frame = time.monotonic()
         while not self._stop.is_set():
             item = self._slot.take(timeout=0.25)
             if item is None:
-                self._resolver.memory.release()  # idle: give a large frame's heap back
+                if time.monotonic() - last_frame > IDLE_RELEASE_S:
+                    self._resolver.memory.release()  # give a large frame's heap back
                 continue
+            last_frame = time.monotonic()
             try:
                 self._process(*item)
             except InferenceStopped:
