@@ -215,11 +215,11 @@ class DepthSuperResolver:
 
     def _super_resolve(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape
-        tile = self.memory.tile_for(
+        tile = self.memory.tile_shape(
             height, width, scale=self.scale, channels=self.model.num_channels,
             blocks=self.model.num_blocks, precision=self.precision, overlap=self.tile_overlap,
             requested=self.tile_size, cpu=self.device.type == 'cpu')
-        if tile and (height > tile or width > tile):
+        if tile != (0, 0) and (height > tile[0] or width > tile[1]):
             return self._run_tiled(image, tile)
         return self._forward_padded(image)
 
@@ -248,18 +248,18 @@ class DepthSuperResolver:
             out = self.model(tensor)
         return out.float()[0, 0].cpu().numpy()
 
-    def _run_tiled(self, image: np.ndarray, tile: int) -> np.ndarray:
+    def _run_tiled(self, image: np.ndarray, tile: Tuple[int, int]) -> np.ndarray:
         """Process overlapping LR tiles, blending their HR outputs with linear ramp weights."""
         height, width = image.shape
         scale, overlap = self.scale, self.tile_overlap
-        step = tile - overlap
+        (tile_h, tile_w) = tile
         accum = np.zeros((height * scale, width * scale), np.float32)
         weight = np.zeros_like(accum)
-        for top in _tile_starts(height, tile, step):
-            for left in _tile_starts(width, tile, step):
+        for top in _tile_starts(height, tile_h, tile_h - overlap):
+            for left in _tile_starts(width, tile_w, tile_w - overlap):
                 if self.stop_event is not None and self.stop_event.is_set():
                     raise InferenceStopped('stopped between tiles')
-                bottom, right = min(top + tile, height), min(left + tile, width)
+                bottom, right = min(top + tile_h, height), min(left + tile_w, width)
                 out = self._forward_padded(image[top:bottom, left:right])
                 ramp = _ramp_weights(out.shape, overlap * scale,
                                      (top > 0, bottom < height, left > 0, right < width))

@@ -29,10 +29,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import math
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 __all__ = ['FRAME_BYTES_PER_HR_PIXEL', 'FrameTooLarge', 'MAX_TILE_OVERHEAD', 'MemoryBudget',
-           'STOP_CHECK_WORK', 'TILE_BYTES_PER_HR_ELEMENT', 'min_tile', 'resident_mb',
+           'STOP_CHECK_WORK', 'TILE_BYTES_PER_HR_ELEMENT', 'min_tile', 'plan_tiles',
+           'resident_mb',
            'trim_malloc']
 
 #: Peak bytes of one tile's activations per HR output pixel per feature channel (fp32).
@@ -154,6 +155,20 @@ class MemoryBudget:
             return 0
         return limit
 
+    def tile_shape(self, height: int, width: int, *, requested: int = 0, overlap: int = 8,
+                   **model: Any) -> Tuple[int, int]:
+        """LR tile ``(rows, cols)`` for a frame, ``(0, 0)`` = run it whole.
+
+        The tile's area is what memory and stop latency bound (:meth:`tile_for` squared), so
+        tiles are shaped to the frame instead of square: a 160x120 frame under a 128x128 area
+        runs as two 120x88 tiles (1.1x the work), not four 88x88 ones (1.6x).
+        """
+        edge = self.tile_for(height, width, requested=requested, overlap=overlap, **model)
+        if not edge:
+            return (0, 0)
+        return plan_tiles(height, width, edge * edge, overlap,
+                          max_edge=edge if requested else None)
+
     def frame_problem(self, height: int, width: int, *, scale: int, channels: int,
                       precision: str = 'fp32', overlap: int = 8) -> str:
         """Why this frame cannot be run within the budget, or ''."""
@@ -183,6 +198,34 @@ class MemoryBudget:
                 f'about {need:.0f} MiB, over max_memory_mb {self.max_memory_mb:.0f} '
                 f'({baseline:.0f} MiB already in use)')
         return max(_round_down(edge, smallest), smallest)
+
+
+def plan_tiles(height: int, width: int, area: int, overlap: int,
+               max_edge: Optional[int] = None) -> Tuple[int, int]:
+    """The tile ``(rows, cols)`` of at most ``area`` LR pixels (and ``max_edge`` per side)
+    that covers the frame with the least total work, overlaps and padding included."""
+    smallest = min_tile(overlap)
+    best: Optional[Tuple[int, int, int]] = None
+    for rows_n in range(1, max(height // (smallest - overlap), 1) + 2):
+        rows = _balanced(height, rows_n, overlap, smallest)
+        for cols_n in range(1, max(width // (smallest - overlap), 1) + 2):
+            cols = _balanced(width, cols_n, overlap, smallest)
+            if rows * cols > area or (max_edge and (rows > max_edge or cols > max_edge)):
+                continue
+            work = rows_n * cols_n * _round_up(rows) * _round_up(cols)
+            if best is None or work < best[0]:
+                best = (work, rows, cols)
+    if best is None:
+        edge = _round_down(math.isqrt(area), smallest)
+        return (edge, edge)
+    return (best[1], best[2])
+
+
+def _balanced(length: int, count: int, overlap: int, smallest: int) -> int:
+    """Edge of ``count`` equal tiles that cover ``length`` with ``overlap`` between them."""
+    if count == 1:
+        return length
+    return max(_round_up(-(-(length + overlap * (count - 1)) // count)), smallest)
 
 
 def _round_up(edge: int) -> int:
