@@ -43,8 +43,9 @@ def _start(ros_probe, tmp_path, node_processes):
                         and outputs.subscription.get_publisher_count() >= 1)
                or not process.alive(), what='the node to match the test topics')
     assert process.alive(), process.log()
-    # input_reliability auto follows the reliable publisher (re-checked every second).
-    process.wait_for_log('depth/image_raw reliable (publishers changed)')
+    # input_reliability auto follows the reliable publisher: at start-up if the publisher was
+    # already discovered, else at the next graph check (every second).
+    process.wait_for_log(f'subscribing to /{namespace}/depth/image_raw reliable')
     wait_until(lambda: publisher.get_subscription_count() >= 1, what='the reliable match')
     return process, publisher, outputs
 
