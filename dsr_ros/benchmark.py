@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
 import importlib
 import json
 import math
@@ -54,6 +53,7 @@ from torch import nn
 from dsr_ros.checkpoint import load_checkpoint, save_checkpoint
 from dsr_ros.cpu_tuning import malloc_env, omp_env
 from dsr_ros.inference import DepthSuperResolver
+from dsr_ros.memory_budget import resident_mb, trim_malloc
 from dsr_ros.precision import native_bf16_flags
 from dsr_ros.networks import DSRNet
 
@@ -153,21 +153,13 @@ def count_conv_macs(model: nn.Module, height: int, width: int, in_channels: int 
 
 
 # ---------------------------------------------------------------------------- memory
-def _libc_trim() -> None:
-    """Give freed heap memory back to the OS so the next peak-RSS reading starts clean."""
-    try:
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        pass
-
-
 def peak_rss_reset() -> bool:
     """Reset this process's peak-RSS mark (Linux ``clear_refs`` 5); False where unsupported.
 
     ``resource.getrusage`` only knows the lifetime peak, which would make every case after the
     largest one report the largest one's memory.
     """
-    _libc_trim()
+    trim_malloc()  # freed heap back to the OS so the reading starts clean
     try:
         with open('/proc/self/clear_refs', 'w', encoding='ascii') as handle:
             handle.write('5')
@@ -192,17 +184,6 @@ def read_peak_rss_mb(pid: Optional[int] = None) -> Optional[float]:
     return None
 
 
-def _current_rss_mb() -> Optional[float]:
-    try:
-        with open('/proc/self/status', encoding='ascii') as handle:
-            for line in handle:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
 class _PeakMemory:
     """Peak memory of one measurement: CUDA allocator peak on GPU, peak RSS on CPU."""
 
@@ -221,7 +202,7 @@ class _PeakMemory:
         else:
             if not peak_rss_reset():
                 self.kind = 'rss_lifetime_peak'
-            self._base = _current_rss_mb()
+            self._base = resident_mb() or None
         return self
 
     def __exit__(self, *exc: Any) -> None:

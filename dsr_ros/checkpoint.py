@@ -9,28 +9,50 @@ Layout (``format`` = ``dsr_ros.dsrnet/1``)::
 
     {'format': str, 'arch': {DSRNet constructor kwargs}, 'scale': int,
      'normalization': {'mode': 'fixed'|'minmax', 'max_value': float, 'unit': str},
-     'state_dict': {name: tensor}, 'provenance': {...}, 'metrics': {...}, 'config': {...}}
+     'state_dict': {name: tensor}, 'weights_sha256': str,
+     'provenance': {...}, 'metrics': {...}, 'config': {...}}
+
+A file cannot lie about itself: ``arch`` is checked against :data:`ARCH_BOUNDS` before any
+tensor is allocated (the network is first built on torch's ``meta`` device, which allocates
+nothing, to compare shapes); weights must be fp32, fp16 or bf16 and finite; and the SHA-256 of
+the weights (:func:`weights_sha256`: names, dtypes, shapes and bytes), stored at save, must
+match at load, so flipped bytes are refused instead of changing the output. Files written
+before the hash existed load with a warning (``metadata['weights_verified']`` is False); re-save
+them with :func:`save_checkpoint` to add it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import os
-import tempfile
+import re
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 
+from dsr_ros.atomic_io import atomic_write
 from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
 from dsr_ros.networks import DSRNet, SUPPORTED_SCALES
 
-__all__ = ['CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION', 'atomic_torch_save',
-           'build_model', 'load_checkpoint', 'read_checkpoint', 'save_checkpoint']
+__all__ = ['ARCH_BOUNDS', 'CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION',
+           'WEIGHT_DTYPES', 'arch_problem', 'atomic_torch_save', 'build_model',
+           'load_checkpoint', 'read_checkpoint', 'save_checkpoint', 'weights_sha256']
+
+LOGGER = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 'dsr_ros.dsrnet/1'
 REQUIRED_KEYS = ('format', 'arch', 'scale', 'normalization', 'state_dict')
 ARCH_KEYS = ('scale', 'num_channels', 'num_blocks', 'in_channels', 'global_residual')
+#: Integer ``arch`` values a sane DSRNet stays within (the paper's net is 64 channels, 5
+#: blocks); larger ones are refused before anything is allocated (``num_channels: 1500`` took
+#: 15 s and 5.3 GB to build, ``num_blocks: 20000`` 40 s).
+ARCH_BOUNDS = {'num_channels': (1, 256), 'num_blocks': (1, 32), 'in_channels': (1, 8),
+               'out_channels': (1, 8)}
+#: Weight dtypes a checkpoint may hold (converted to fp32 at load).
+WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 #: Scaling recorded when a caller names none: metres / 10, what the node feeds sensor models.
 DEFAULT_NORMALIZATION = SENSOR_SCALING.to_dict()
 
@@ -49,6 +71,31 @@ class CheckpointError(ValueError):
 def build_model(arch: Dict[str, Any]) -> DSRNet:
     """Build a DSRNet from the ``arch`` dictionary a checkpoint stores."""
     return DSRNet(**{key: arch[key] for key in ARCH_KEYS if key in arch})
+
+
+def arch_problem(arch: Dict[str, Any]) -> str:
+    """Why ``arch`` is not a sane DSRNet (types and :data:`ARCH_BOUNDS`), or ''."""
+    for key, (low, high) in ARCH_BOUNDS.items():
+        if key not in arch:
+            continue
+        value = arch[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f'arch {key} must be an integer, got {value!r}'
+        if not low <= value <= high:
+            return f'arch {key} {value} is outside [{low}, {high}]'
+    if 'global_residual' in arch and not isinstance(arch['global_residual'], bool):
+        return f'arch global_residual must be true or false, got {arch["global_residual"]!r}'
+    return ''
+
+
+def weights_sha256(state: Dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every weight's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f'{key}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_checkpoint(path: PathLike, model: DSRNet, *,
@@ -70,6 +117,7 @@ def save_checkpoint(path: PathLike, model: DSRNet, *,
         'scale': model.scale,
         'normalization': _plain(dict(normalization or DEFAULT_NORMALIZATION)),
         'state_dict': state,
+        'weights_sha256': weights_sha256(state),
         'provenance': _plain(dict(provenance or {})),
         'metrics': _plain(dict(metrics or {})),
         'config': _plain(dict(config or {})),
@@ -79,17 +127,9 @@ def save_checkpoint(path: PathLike, model: DSRNet, *,
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> None:
-    """``torch.save`` to a temp file and rename: a crash mid-write keeps the old file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(obj, tmp_name)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    """``torch.save`` to a temp file and rename (see :mod:`dsr_ros.atomic_io`): a crash
+    mid-write keeps the old file, the new one gets the umask's mode."""
+    atomic_write(path, lambda name: torch.save(obj, name))
 
 
 def read_checkpoint(path: PathLike) -> Dict[str, Any]:
@@ -116,7 +156,11 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
                                     f'expected {CHECKPOINT_FORMAT!r}')
     arch = payload['arch']
     if not isinstance(arch, dict) or any(key not in arch for key in ARCH_KEYS[:3]):
-        raise CheckpointError(path, f'arch must name {list(ARCH_KEYS[:3])}, found {arch!r}')
+        raise CheckpointError(path, f'arch must name {list(ARCH_KEYS[:3])}, found '
+                                    f'{_short(arch)}')
+    problem = arch_problem(arch)
+    if problem:
+        raise CheckpointError(path, problem)
     if payload['scale'] not in SUPPORTED_SCALES or payload['scale'] != arch['scale']:
         raise CheckpointError(path, f'scale {payload["scale"]!r} is not one of '
                                     f'{SUPPORTED_SCALES} or disagrees with arch')
@@ -142,9 +186,10 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = 'cp
     """
     payload = read_checkpoint(path)
     try:
-        model = build_model(payload['arch'])
+        with torch.device('meta'):  # shapes only: nothing is allocated before the checks
+            model = build_model(payload['arch'])
     except (TypeError, ValueError) as error:
-        raise CheckpointError(path, f'cannot build DSRNet from arch {payload["arch"]!r}: '
+        raise CheckpointError(path, f'cannot build DSRNet from arch {_short(payload["arch"])}: '
                                     f'{error}') from error
     state = payload['state_dict']
     expected = model.state_dict()
@@ -160,21 +205,54 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = 'cp
             raise CheckpointError(path, f'shape mismatch for {key!r}: checkpoint '
                                         f'{tuple(tensor.shape)}, model '
                                         f'{tuple(expected[key].shape)}')
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if tensor.dtype not in WEIGHT_DTYPES:
+            raise CheckpointError(path, f'weight {key!r} has dtype {tensor.dtype}; only '
+                                        'float32, float16 and bfloat16 are accepted')
+        if not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(path, f'weight {key!r} has non-finite values')
-    model.load_state_dict(state)
+    verified = _verify_hash(path, payload, state)
+    model.load_state_dict({key: tensor.float() for key, tensor in state.items()}, assign=True)
     model.eval().to(map_location)
     metadata = {key: value for key, value in payload.items() if key != 'state_dict'}
     metadata['path'] = os.fspath(path)
+    metadata['weights_verified'] = verified
     return model, metadata
 
 
+def _verify_hash(path: PathLike, payload: Dict[str, Any], state: Dict[str, torch.Tensor]
+                 ) -> bool:
+    """True when the stored SHA-256 matches; False (with a warning) for a file without one."""
+    stored = payload.get('weights_sha256')
+    if stored is None:
+        LOGGER.warning('checkpoint %r has no weights_sha256 (written before dsr_ros stored '
+                       'one): corruption cannot be detected; re-save it to add one',
+                       os.fspath(path))
+        return False
+    if not isinstance(stored, str) or stored != weights_sha256(state):
+        raise CheckpointError(path, 'the weights do not match their stored SHA-256 (the file '
+                                    'is corrupted or was edited)')
+    return True
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f'... ({len(text)} characters)'
+
+
+#: Lines of torch's weights_only errors that give advice (never to be followed for a file we
+#: refuse) rather than the reason.
+_ADVICE = re.compile(r'weights_only|Weights only load failed|documentation of torch\.load|'
+                     r'trust the source|allowlist')
+
+
 def _informative_line(message: str) -> str:
-    """The line of a torch.load error that says what is wrong (weights_only errors put it
-    several lines down, after advice that does not apply to a checkpoint we refuse)."""
+    """The line of a torch.load error that says what is wrong: the refused global or opcode
+    for the safe loader (whose message starts with advice to disable it), else the first."""
+    message = re.sub(r'\x1b\[[0-9;]*m', '', message)
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     for line in lines:
-        if 'Unsupported global' in line:
+        if 'WeightsUnpickler error:' in line or not _ADVICE.search(line):
+            line = line.split('WeightsUnpickler error:')[-1].strip()
             return line.split(' was not an allowed global')[0]
     return lines[0] if lines else ''
 

@@ -11,12 +11,12 @@ Conventions (REP 118): ``16UC1`` (and ``mono16``) is depth in millimetres with 0
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 __all__ = ['DEFAULT_MAX_PIXELS', 'ENCODING_DTYPES', 'FrameError', 'OUTPUT_ENCODINGS',
-           'ScaledCameraInfo', 'check_camera_info', 'convert_depth', 'decode_depth',
+           'ScaledCameraInfo', 'check_camera_info', 'clamp_roi', 'convert_depth', 'decode_depth',
            'encode_depth', 'encoding_for', 'scale_camera_info', 'scale_matrix',
            'to_metres']
 
@@ -29,6 +29,8 @@ OUTPUT_ENCODINGS = ('16UC1', '32FC1')
 DEFAULT_MAX_PIXELS = 8192 * 8192
 #: Largest depth representable in 16UC1, in metres.
 MAX_UINT16_METRES = 65.535
+#: sensor_msgs/RegionOfInterest fields are uint32.
+MAX_UINT32 = 2 ** 32 - 1
 
 
 class FrameError(ValueError):
@@ -167,7 +169,9 @@ def scale_camera_info(width: int, height: int, k: Sequence[float], p: Sequence[f
     ``K' = A K`` and ``P' = A P`` with ``A = scale_matrix(scale)``: fx, fy, skew and the
     projection's Tx, Ty scale by ``s``; ``cx' = s*(cx + 0.5) - 0.5`` (same for cy).
     ``roi`` is ``(x_offset, y_offset, height, width)`` and scales by ``s`` (all zeros, meaning
-    the full image, stays all zeros). D and R do not depend on the pixel grid and are unchanged.
+    the full image, stays all zeros); a ROI reaching beyond the image is clamped to it
+    (``roi_clamped``), so the scaled values always fit the message's uint32 fields instead of
+    wrapping at 2^32. D and R do not depend on the pixel grid and are unchanged.
     """
     if scale < 1 or int(scale) != scale:
         raise ValueError(f'scale must be a positive integer, got {scale!r}')
@@ -178,12 +182,31 @@ def scale_camera_info(width: int, height: int, k: Sequence[float], p: Sequence[f
         width=int(width) * scale, height=int(height) * scale,
         k=tuple(float(v) for v in (a @ k).ravel()),
         p=tuple(float(v) for v in (a @ p).ravel()),
-        roi=tuple(int(v) * scale for v in roi))
+        roi=tuple(int(v) * scale for v in clamp_roi(roi, width, height)))
+
+
+def clamp_roi(roi: Tuple[int, int, int, int], width: int, height: int
+              ) -> Tuple[int, int, int, int]:
+    """``roi`` ``(x_offset, y_offset, height, width)`` cut to a ``width`` x ``height`` image
+    (equal to ``roi`` when it lies inside; the node logs when it does not)."""
+    x_offset, y_offset = min(int(roi[0]), int(width)), min(int(roi[1]), int(height))
+    return (x_offset, y_offset, min(int(roi[2]), int(height) - y_offset),
+            min(int(roi[3]), int(width) - x_offset))
 
 
 def check_camera_info(info_width: int, info_height: int, image_width: int,
-                      image_height: int) -> None:
-    """Raise FrameError when a camera_info does not describe an image of this size."""
+                      image_height: int, k: Optional[Sequence[float]] = None,
+                      p: Optional[Sequence[float]] = None) -> None:
+    """Raise FrameError when a camera_info does not describe an image of this size, or when
+    its K or P hold NaN or infinity (a zero K, an uncalibrated camera, is allowed)."""
     if (int(info_width), int(info_height)) != (int(image_width), int(image_height)):
         raise FrameError('camera_info', f'camera_info is {info_width}x{info_height} but the '
                                         f'image is {image_width}x{image_height}')
+    for name, matrix in (('K', k), ('P', p)):
+        if matrix is None:
+            continue
+        values = np.asarray(matrix, dtype=np.float64).ravel()
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise FrameError('camera_info', f'camera_info {name} has non-finite values '
+                                            f'({values[bad[0]]} at {name}[{bad[0]}])')

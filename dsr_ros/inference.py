@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
@@ -23,11 +24,12 @@ from scipy import ndimage
 from dsr_ros.checkpoint import load_checkpoint
 from dsr_ros.depth_io import valid_mask
 from dsr_ros.depth_scaling import Affine, DepthScaling
+from dsr_ros.memory_budget import FrameTooLarge, MemoryBudget
 from dsr_ros.networks import DSRNet
 from dsr_ros.precision import PRECISIONS, autocast_dtype, choose_precision
 
-__all__ = ['DepthSuperResolver', 'fill_invalid', 'make_net_input', 'prepare_net_input',
-           'resolve_device', 'valid_mask']
+__all__ = ['DepthSuperResolver', 'FrameTooLarge', 'InferenceStopped', 'fill_invalid',
+           'make_net_input', 'prepare_net_input', 'resolve_device', 'valid_mask']
 
 LOGGER = logging.getLogger(__name__)
 #: ``checkpoint``: the scaling the net was trained with (the default); ``range``: robust
@@ -35,6 +37,10 @@ LOGGER = logging.getLogger(__name__)
 NORMALIZATION_MODES = ('checkpoint', 'range', 'minmax', 'fixed')
 #: Smallest depth a valid output pixel may hold, in metres: a valid pixel is never <= 0.
 MIN_VALID_DEPTH_M = 0.001
+
+
+class InferenceStopped(RuntimeError):
+    """Raised between tiles when the resolver's ``stop_event`` is set (the node shuts down)."""
 
 
 def resolve_device(device: str = 'auto') -> torch.device:
@@ -108,17 +114,23 @@ class DepthSuperResolver:
             (robust per-frame percentiles), ``minmax`` (per-frame min-max) or ``fixed``
             (metres / ``max_value``); see :mod:`dsr_ros.depth_scaling`.
         max_value: the divisor of ``fixed``, in metres.
-        tile_size: LR tile edge in pixels; 0 processes the whole frame at once.
+        tile_size: LR tile edge in pixels; 0 = whole frame, or as large as ``max_memory_mb``
+            allows. Tiles are never smaller than ``memory_budget.min_tile(tile_overlap)``.
         tile_overlap: LR pixels shared by neighbouring tiles (blended with linear ramps).
         channels_last: use the NHWC memory format (about 2x faster convolutions on x86 CPUs).
         pad_multiple: pad the LR frame to a multiple of this (replicate), crop the output back.
+        max_memory_mb: peak resident memory of the process to stay under (tiles are sized for
+            it, frames that cannot fit raise :class:`FrameTooLarge`); 0 = no limit.
+        stop_event: when set, a running frame ends between two tiles with
+            :class:`InferenceStopped`; CPU tiles are then kept short (see memory_budget).
     """
 
     def __init__(self, model: DSRNet, normalization: Optional[Dict[str, Any]] = None, *,
                  device: str = 'auto', precision: str = 'fp32',
                  input_normalization: str = 'checkpoint', max_value: float = 10.0,
                  tile_size: int = 0, tile_overlap: int = 8, channels_last: bool = True,
-                 pad_multiple: int = 8) -> None:
+                 pad_multiple: int = 8, max_memory_mb: float = 0.0,
+                 stop_event: Optional[threading.Event] = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if input_normalization not in NORMALIZATION_MODES:
@@ -147,6 +159,8 @@ class DepthSuperResolver:
         self.precision, self.precision_reason = choice.precision, choice.reason
         self.scale = int(model.scale)
         self.in_channels = int(getattr(model, 'in_channels', 1))
+        self.stop_event = stop_event
+        self.memory = MemoryBudget(max_memory_mb, stop_latency=stop_event is not None)
         #: Checkpoint metadata when built by :meth:`from_checkpoint`.
         self.metadata: Dict[str, Any] = {}
 
@@ -172,6 +186,7 @@ class DepthSuperResolver:
             raise ValueError(f'expected a non-empty 2-D depth image, got shape {depth.shape}')
         if depth.dtype not in (np.uint16, np.float32, np.float64):
             raise ValueError(f'expected uint16 (mm) or float32 (m) depth, got {depth.dtype}')
+        self._admit(depth.shape)
         valid = valid_mask(depth)
         if max_depth is not None and max_depth > 0:
             valid &= depth <= max_depth
@@ -214,11 +229,24 @@ class DepthSuperResolver:
         return DepthScaling('fixed', max_value=self.max_value, unit='m')
 
     # ------------------------------------------------------------------ internals
+    def _admit(self, shape: Tuple[int, int]) -> None:
+        """Refuse a frame that cannot fit the memory budget, before anything HR is allocated."""
+        self.memory.observe(shape)
+        problem = self.memory.frame_problem(
+            shape[0], shape[1], scale=self.scale, channels=self.model.num_channels,
+            precision=self.precision, overlap=self.tile_overlap)
+        if problem:
+            raise FrameTooLarge(problem)
+
     def _super_resolve(self, image: np.ndarray) -> np.ndarray:
         """``(C, h, w)`` net input -> ``(h*s, w*s)`` net output."""
         height, width = image.shape[-2:]
-        if self.tile_size and (height > self.tile_size or width > self.tile_size):
-            return self._run_tiled(image)
+        tile = self.memory.tile_shape(
+            height, width, scale=self.scale, channels=self.model.num_channels,
+            blocks=self.model.num_blocks, precision=self.precision, overlap=self.tile_overlap,
+            requested=self.tile_size, cpu=self.device.type == 'cpu')
+        if tile != (0, 0) and (height > tile[0] or width > tile[1]):
+            return self._run_tiled(image, tile)
         return self._forward_padded(image)
 
     def _forward_padded(self, image: np.ndarray) -> np.ndarray:
@@ -244,16 +272,18 @@ class DepthSuperResolver:
                 out = self.model(tensor)
         return out.float()[0, 0].cpu().numpy()
 
-    def _run_tiled(self, image: np.ndarray) -> np.ndarray:
+    def _run_tiled(self, image: np.ndarray, tile: Tuple[int, int]) -> np.ndarray:
         """Process overlapping LR tiles, blending their HR outputs with linear ramp weights."""
         height, width = image.shape[-2:]
-        scale, tile, overlap = self.scale, self.tile_size, self.tile_overlap
-        step = tile - overlap
+        scale, overlap = self.scale, self.tile_overlap
+        (tile_h, tile_w) = tile
         accum = np.zeros((height * scale, width * scale), np.float32)
         weight = np.zeros_like(accum)
-        for top in _tile_starts(height, tile, step):
-            for left in _tile_starts(width, tile, step):
-                bottom, right = min(top + tile, height), min(left + tile, width)
+        for top in _tile_starts(height, tile_h, tile_h - overlap):
+            for left in _tile_starts(width, tile_w, tile_w - overlap):
+                if self.stop_event is not None and self.stop_event.is_set():
+                    raise InferenceStopped('stopped between tiles')
+                bottom, right = min(top + tile_h, height), min(left + tile_w, width)
                 out = self._forward_padded(image[:, top:bottom, left:right])
                 ramp = _ramp_weights(out.shape, overlap * scale,
                                      (top > 0, bottom < height, left > 0, right < width))
@@ -261,7 +291,9 @@ class DepthSuperResolver:
                 cols = slice(left * scale, right * scale)
                 accum[rows, cols] += out * ramp
                 weight[rows, cols] += ramp
-        return accum / np.maximum(weight, 1e-12)
+        np.maximum(weight, 1e-12, out=weight)
+        accum /= weight  # in place: no third and fourth HR-sized array
+        return accum
 
     def _encode(self, result: np.ndarray, out_valid: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if dtype == np.uint16:

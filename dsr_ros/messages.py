@@ -70,7 +70,9 @@ def scaled_camera_info_msg(info: CameraInfo, scale: int, header: Header) -> Came
 def points_to_msg(points: np.ndarray, header: Header) -> PointCloud2:
     """PointCloud2 with float32 x, y, z, laid out like create_cloud_xyz32."""
     if create_cloud_xyz32 is not None:
-        return create_cloud_xyz32(header, points)
+        msg = create_cloud_xyz32(header, points)
+        msg.is_dense = bool(np.isfinite(points).all())  # it would call NaN points dense
+        return msg
     layout = cloud_layout(points)
     msg = PointCloud2()
     msg.header = header

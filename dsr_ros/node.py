@@ -49,8 +49,10 @@ from std_msgs.msg import Header
 
 from dsr_ros.checkpoint import CheckpointError
 from dsr_ros.cpu_tuning import malloc_tuning_wanted, tune_malloc
-from dsr_ros.depth_io import OUTPUT_ENCODINGS, FrameError, check_camera_info, convert_depth
-from dsr_ros.inference import NORMALIZATION_MODES, DepthSuperResolver, resolve_device
+from dsr_ros.depth_io import (OUTPUT_ENCODINGS, FrameError, check_camera_info, clamp_roi,
+                              convert_depth)
+from dsr_ros.inference import (NORMALIZATION_MODES, DepthSuperResolver, FrameTooLarge,
+                               InferenceStopped, resolve_device)
 from dsr_ros.messages import (depth_from_msg, depth_to_msg, points_to_msg,
                               scaled_camera_info_msg)
 from dsr_ros.model_selection import choose_model
@@ -66,7 +68,16 @@ except ImportError:  # Humble
 
 __all__ = ['DepthSuperResolutionNode', 'StartupError', 'main']
 
-RELIABILITIES = ('best_effort', 'reliable')
+RELIABILITIES = ('auto', 'best_effort', 'reliable')
+#: Seconds between two looks at the graph for input_reliability auto.
+RELIABILITY_CHECK_S = 1.0
+#: Longest string value in /diagnostics (a hostile encoding name can be 100,000 characters).
+DIAGNOSTIC_VALUE_CHARS = 256
+#: Seconds the worker may take to finish its current tile at shutdown.
+WORKER_JOIN_S = 1.5
+#: Seconds without a frame after which the heap is given back (a camera pausing, or one large
+#: frame); shorter gaps keep it for the next frame, which spares the page faults.
+IDLE_RELEASE_S = 2.0
 #: Seconds between two log lines about the same kind of problem.
 LOG_THROTTLE_S = 5.0
 #: Unmatched images / camera_infos kept while waiting for a partner with the same stamp.
@@ -87,6 +98,7 @@ class RuntimeSettings:
     normalization_range: float
     tile_size: int
     tile_overlap: int
+    max_memory_mb: int
 
 
 @dataclass
@@ -109,6 +121,24 @@ def _descriptor(description: str, *, read_only: bool = False, constraints: str =
         descriptor.floating_point_range = [FloatingPointRange(
             from_value=float(float_range[0]), to_value=float(float_range[1]), step=0.0)]
     return descriptor
+
+
+def _matching_reliability(publishers: List[Any]) -> str:
+    """``reliable`` when there are publishers and all offer reliable delivery, else
+    ``best_effort`` (which also receives from reliable publishers)."""
+    if publishers and all(info.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+                          for info in publishers):
+        return 'reliable'
+    return 'best_effort'
+
+
+def _truncated(value: Any, limit: int = DIAGNOSTIC_VALUE_CHARS) -> str:
+    """A diagnostics value of at most ``limit`` characters, saying how much was cut."""
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    note = f'... ({len(text)} characters)'
+    return text[:limit - len(note)] + note
 
 
 #: name -> (default, descriptor). config/dsr.yaml lists the same keys (a test checks it).
@@ -148,10 +178,12 @@ PARAMETERS: Dict[str, tuple] = {
     'torch_threads': (0, _descriptor(
         'Torch intra-op CPU threads; 0 keeps the torch default.', read_only=True,
         int_range=(0, 256))),
-    'input_reliability': ('best_effort', _descriptor(
-        'QoS reliability of the input subscriptions. best_effort (sensor data QoS) receives from '
-        'both kinds of publishers; reliable receives nothing from a best-effort publisher.',
-        read_only=True, constraints=' | '.join(RELIABILITIES))),
+    'input_reliability': ('auto', _descriptor(
+        'QoS reliability of the input subscriptions. auto matches the publishers found in the '
+        'graph (reliable when all of them are, re-checked every second), so large frames from '
+        'a reliable driver are not lost; best_effort (sensor data QoS) receives from both kinds '
+        'of publishers but may lose large frames; reliable receives nothing from a best-effort '
+        'publisher.', read_only=True, constraints=' | '.join(RELIABILITIES))),
     'output_encoding': ('', _descriptor(
         'Encoding of depth_sr/image_raw: empty = same as the input, 16UC1 (mm, 0 invalid) or '
         '32FC1 (m, NaN invalid).', constraints="'' | 16UC1 | 32FC1")),
@@ -167,11 +199,16 @@ PARAMETERS: Dict[str, tuple] = {
         'Depth (metres) that maps to 1.0 with normalization fixed.',
         float_range=(0.001, 1000.0))),
     'tile_size': (0, _descriptor(
-        'Low-resolution tile edge for tiled inference (bounds memory); 0 = whole frame.',
+        'Largest low-resolution tile edge; 0 = as large as max_memory_mb allows. Tiles smaller '
+        'than about 6x tile_overlap are rounded up (they would cost several times the work).',
         int_range=(0, 8192))),
     'tile_overlap': (8, _descriptor(
         'Low-resolution pixels shared by neighbouring tiles; tile_size must exceed twice this.',
         int_range=(0, 4096))),
+    'max_memory_mb': (1024, _descriptor(
+        'Peak resident memory (MiB) the node stays under: frames are processed in tiles sized '
+        'for it, and frames that cannot fit are refused (counted as rejected); 0 = no limit.',
+        int_range=(0, 1 << 20))),
     'require_camera_info': (False, _descriptor(
         'Process only images with a depth/camera_info of exactly the same stamp. When false, '
         'images are processed at once and paired with the newest camera_info if any.',
@@ -283,14 +320,19 @@ class DepthSuperResolutionNode(Node):
                     path, device=str(device), precision=precision,
                     input_normalization=settings.normalization,
                     tile_size=settings.tile_size, tile_overlap=settings.tile_overlap,
-                    channels_last=self._param('channels_last'))
+                    channels_last=self._param('channels_last'),
+                    max_memory_mb=settings.max_memory_mb, stop_event=self._stop)
                 resolver.input_scaling().fit(np.ones(1, np.float32), 'm')
-                return resolver
             except CheckpointError as error:
                 raise StartupError(str(error)) from error
             except (RuntimeError, ValueError) as error:
                 raise StartupError(f'cannot use checkpoint {str(path)!r} on {device} '
                                    f'({precision}): {error}') from error
+            if not resolver.metadata.get('weights_verified', True):
+                self.get_logger().warning(
+                    f'{path} stores no weights SHA-256 (an older checkpoint): corruption '
+                    'cannot be detected; re-save it to add one')
+            return resolver
 
         path, resolver = self._select_model(build)
         self._weights = str(path)
@@ -327,11 +369,6 @@ class DepthSuperResolutionNode(Node):
         return choice.path, resolver
 
     def _create_topics(self) -> None:
-        if self._param('input_reliability') == 'reliable':
-            input_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        else:
-            input_qos = qos_profile_sensor_data
-        info_qos = QoSProfile(depth=PAIRING_CAPACITY, reliability=input_qos.reliability)
         output_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         sub_events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_sub)
         pub_events = PublisherEventCallbacks(incompatible_qos=self._on_incompatible_pub)
@@ -352,11 +389,49 @@ class DepthSuperResolutionNode(Node):
                 PointCloud2, self._beside_output('depth_sr/points'), copy(output_qos),
                 event_callbacks=pub_events, qos_overriding_options=overrides)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Image, 'depth/image_raw', self._on_image, copy(input_qos),
-                                 event_callbacks=sub_events, qos_overriding_options=overrides)
-        self.create_subscription(CameraInfo, 'depth/camera_info', self._on_info, info_qos,
-                                 event_callbacks=sub_events, qos_overriding_options=overrides)
+        self._inputs: Dict[str, Any] = {}
+        self._input_reliability: Dict[str, str] = {}
+        self._subscribe_inputs(sub_events, overrides)
         self.create_timer(self._param('diagnostics_period'), self._publish_diagnostics)
+        if self._param('input_reliability') == 'auto':
+            self.create_timer(RELIABILITY_CHECK_S,
+                              lambda: self._subscribe_inputs(sub_events, overrides))
+
+    def _subscribe_inputs(self, sub_events: SubscriptionEventCallbacks,
+                          overrides: QoSOverridingOptions) -> None:
+        """(Re-)create the input subscriptions whose reliability should change.
+
+        With ``input_reliability: auto`` each input follows its publishers, as rosbag2 and RViz
+        do: reliable when every publisher found in the graph is reliable (a best-effort
+        subscription drops fragments of large frames under load, and lost frames never reach
+        the node, so they cannot even be counted), best effort otherwise or when there is none.
+        """
+        wanted = self._param('input_reliability')
+        for topic, msg_type, callback, depth in (
+                ('depth/image_raw', Image, self._on_image, 5),
+                ('depth/camera_info', CameraInfo, self._on_info, PAIRING_CAPACITY)):
+            current = self._inputs.get(topic)
+            reliability = wanted
+            if wanted == 'auto':
+                name = current.topic_name if current is not None else self.resolve_topic_name(
+                    topic)
+                reliability = _matching_reliability(self.get_publishers_info_by_topic(name))
+            if current is not None and reliability == self._input_reliability[topic]:
+                continue
+            if current is not None:
+                self.destroy_subscription(current)
+            qos = QoSProfile(depth=depth, reliability=(
+                ReliabilityPolicy.RELIABLE if reliability == 'reliable'
+                else qos_profile_sensor_data.reliability))
+            self._inputs[topic] = self.create_subscription(
+                msg_type, topic, callback, qos, event_callbacks=sub_events,
+                qos_overriding_options=overrides)
+            self._input_reliability[topic] = reliability
+            if wanted == 'auto':
+                self.get_logger().info(
+                    f'input_reliability auto: subscribing to {self._inputs[topic].topic_name} '
+                    f'{reliability.replace("_", "-")} '
+                    f'({"matching its publishers" if current is None else "publishers changed"})')
 
     def _beside_output(self, topic: str) -> str:
         """``topic`` (a sibling of ``depth_sr/image_raw``) in the namespace the output image
@@ -395,7 +470,7 @@ class DepthSuperResolutionNode(Node):
         if info is not None:
             try:
                 check_camera_info(info.width, info.height, frame.depth.shape[1],
-                                  frame.depth.shape[0])
+                                  frame.depth.shape[0], k=info.k, p=info.p)
             except FrameError as error:
                 if self._require_info:
                     self._reject(error)
@@ -430,6 +505,9 @@ class DepthSuperResolutionNode(Node):
             policy = QoSPolicyKind(event.last_policy_kind).name
         except ValueError:
             policy = str(event.last_policy_kind)
+        if (side == 'subscription' and policy == 'RELIABILITY'
+                and self._param('input_reliability') == 'auto'):
+            return  # a best-effort publisher appeared: the next graph check switches (logged)
         hint = (' (input_reliability is reliable but the publisher is best effort?)'
                 if side == 'subscription' and policy == 'RELIABILITY' else '')
         self.get_logger().warning(f'incompatible QoS on a {side}: policy {policy}, '
@@ -449,13 +527,24 @@ class DepthSuperResolutionNode(Node):
 
     # ------------------------------------------------------------------ inference thread
     def _work(self) -> None:
+        last_frame = time.monotonic()
         while not self._stop.is_set():
             item = self._slot.take(timeout=0.25)
             if item is None:
+                if time.monotonic() - last_frame > IDLE_RELEASE_S:
+                    self._resolver.memory.release()  # give a large frame's heap back
                 continue
+            last_frame = time.monotonic()
             try:
                 self._process(*item)
+            except InferenceStopped:
+                return
+            except FrameTooLarge as error:
+                self._stats.count('rejected', f'too_large: {error}')
+                self._log_throttled('frame_memory', f'skipping frame: {error}')
             except Exception as error:  # noqa: BLE001 - one bad frame must not stop the node
+                if self._stop.is_set():
+                    return  # shutting down: publishers may already be gone
                 reason = f'{type(error).__name__}: {error}'
                 self._stats.count('failed', reason)
                 self._log_throttled('inference', f'inference failed, frame skipped: {reason}',
@@ -467,6 +556,7 @@ class DepthSuperResolutionNode(Node):
         resolver.input_normalization = settings.normalization
         resolver.max_value = settings.normalization_range
         resolver.tile_size, resolver.tile_overlap = settings.tile_size, settings.tile_overlap
+        resolver.memory.max_memory_mb = float(settings.max_memory_mb)
         max_depth = settings.max_depth * unit if settings.max_depth > 0 else None
         depth = resolver.run(frame.depth, max_depth=max_depth)
         name = settings.output_encoding or frame.encoding
@@ -474,6 +564,10 @@ class DepthSuperResolutionNode(Node):
         self._image_pub.publish(depth_to_msg(depth, frame.header, name))
         if info is not None:
             scaled = scaled_camera_info_msg(info, self._scale, frame.header)
+            roi = (info.roi.x_offset, info.roi.y_offset, info.roi.height, info.roi.width)
+            if clamp_roi(roi, info.width, info.height) != roi:
+                self._log_throttled('roi', 'camera_info ROI reaches beyond the image; '
+                                           'clamped to the scaled image')
             self._info_pub.publish(scaled)
             if self._points_pub is not None:
                 self._publish_points(depth, scaled, frame.header)
@@ -531,7 +625,8 @@ class DepthSuperResolutionNode(Node):
             'precision': self._resolver.precision,
             'weights': self._weights,
         }
-        status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
+        status.values = [KeyValue(key=key, value=_truncated(value))
+                         for key, value in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
@@ -552,14 +647,25 @@ class DepthSuperResolutionNode(Node):
         else:
             self.get_logger().warning(message)
 
-    def destroy_node(self) -> None:
-        """Stop the inference thread before the publishers it uses go away."""
+    def stop_worker(self) -> bool:
+        """Stop the inference thread (it ends between two tiles); True once it has ended.
+
+        Must run before rclpy shuts down: the thread uses the publishers, and a thread still
+        inside torch at interpreter exit aborts the process ("terminate called without an
+        active exception").
+        """
         self._stop.set()
         slot = getattr(self, '_slot', None)
         if slot is not None:
             slot.close()
         if self._worker is not None:
-            self._worker.join(timeout=10.0)
+            self._worker.join(timeout=WORKER_JOIN_S)
+            return not self._worker.is_alive()
+        return True
+
+    def destroy_node(self) -> None:
+        """Stop the inference thread before the publishers it uses go away."""
+        self.stop_worker()
         super().destroy_node()
 
 
@@ -581,12 +687,19 @@ def main(args: Optional[List[str]] = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        stuck = node is not None and not node.stop_worker()
         # Ctrl-C under `ros2 launch` signals the node twice (the terminal's SIGINT to the
         # process group, then launch's own): the second must not interrupt the clean-up.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if node is not None:
+        if node is not None and not stuck:
             node.destroy_node()
         rclpy.try_shutdown()
+    if stuck:
+        # A single op (one tile) outlived WORKER_JOIN_S: leave without running the interpreter's
+        # teardown under a live torch thread, which would abort instead of exiting cleanly.
+        print(f'[dsr_node] inference did not stop within {WORKER_JOIN_S} s; exiting anyway',
+              file=sys.stderr, flush=True)
+        os._exit(0)
     return 0
 
 

@@ -1,8 +1,9 @@
 """Back-project a depth image to xyz points and lay them out like a ROS PointCloud2 (numpy only).
 
 The layout is the one ``sensor_msgs_py.point_cloud2.create_cloud_xyz32`` produces (fields x, y, z
-as FLOAT32 at offsets 0, 4, 8; point_step 12; height 1; width N; row_step 12 N; dense; little
-endian), so consumers see the same cloud whether or not ``sensor_msgs_py`` is installed.
+as FLOAT32 at offsets 0, 4, 8; point_step 12; height 1; width N; row_step 12 N; little endian),
+so consumers see the same cloud whether or not ``sensor_msgs_py`` is installed. ``is_dense`` is
+true only when every coordinate is finite (create_cloud_xyz32 always says true).
 """
 
 from __future__ import annotations
@@ -66,4 +67,5 @@ def cloud_layout(points: np.ndarray) -> CloudLayout:
     data = np.ascontiguousarray(points, dtype='<f4').tobytes()
     count = points.shape[0]
     return CloudLayout(height=1, width=count, fields=XYZ_FIELDS, is_bigendian=False,
-                       point_step=12, row_step=12 * count, data=data, is_dense=True)
+                       point_step=12, row_step=12 * count, data=data,
+                       is_dense=bool(np.isfinite(points).all()))

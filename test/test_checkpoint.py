@@ -121,7 +121,7 @@ def _payload(path):
     (lambda p: {**p, 'normalization': {'mode': 'log'}}, 'bad normalization'),
     (lambda p: {**p, 'normalization': {'mode': 'fixed', 'max_value': 0}}, 'bad normalization'),
     (lambda p: {**p, 'state_dict': [1]}, 'state_dict is not a dictionary'),
-    (lambda p: {**p, 'arch': {**p['arch'], 'num_channels': 0}}, 'cannot build DSRNet'),
+    (lambda p: {**p, 'arch': {**p['arch'], 'num_channels': 0}}, 'outside [1, 256]'),
     (lambda p: {**p, 'arch': {**p['arch'], 'num_channels': 8}}, 'shape mismatch'),
     (lambda p: {**p, 'arch': {**p['arch'], 'num_blocks': 2}}, 'missing'),
     (lambda p: {**p, 'state_dict': {**p['state_dict'], 'extra.weight': torch.zeros(1)}},

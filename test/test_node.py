@@ -367,3 +367,41 @@ def test_parameters_are_described_listed_in_config_and_vetoed(sr_node):
         np.testing.assert_array_equal(np.isnan(sr), expected_invalid)
     finally:
         assert set_param('output_encoding', '').successful
+
+
+def test_long_values_are_truncated_in_diagnostics(sr_node):
+    """A hostile encoding name (100,000 characters) must not be repeated in every report."""
+    _, image, info = _frame('16UC1')
+    image.encoding = 'x' * 100_000
+    sr_node.send_until_logged(image, info, 'unsupported encoding')
+
+    def long_error():
+        for array in reversed(sr_node.diagnostics.snapshot()):
+            for status in array.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if status.name == sr_node.status_name and 'xxxx' in values['last_error']:
+                    return values
+        return None
+
+    values = wait_until(long_error, what='diagnostics with the long encoding error')
+    assert all(len(value) <= 256 for value in values.values())
+    assert values['last_error'].endswith('characters)')
+
+
+def test_camera_info_with_non_finite_k_is_refused(sr_node):
+    _, image, info = _frame('32FC1')
+    info.k[4] = float('nan')
+    sr_node.send_until_logged(image, info, 'camera_info K has non-finite values (nan at K[4])')
+    assert sr_node.images.with_stamp(image.header.stamp) is None
+    assert sr_node.points.with_stamp(image.header.stamp) is None
+
+
+def test_roi_beyond_the_image_is_clamped_not_wrapped(sr_node):
+    _, image, info = _frame('16UC1')
+    info.roi.x_offset, info.roi.y_offset = 2 ** 32 - 1, 3
+    info.roi.height, info.roi.width = 2 ** 31, 5
+    out = sr_node.send(image, info, expect=('images', 'infos'))['infos']
+    roi = out.roi
+    assert (roi.x_offset, roi.y_offset, roi.height, roi.width) == (
+        WIDTH * SCALE, 3 * SCALE, (HEIGHT - 3) * SCALE, 0)
+    sr_node.process.wait_for_log('camera_info ROI reaches beyond the image')

@@ -4,7 +4,8 @@
 [--camera-info-topic ...] [--tolerance 0.02]``
 
 Use it before training on or replaying a bag: it names the topics with their types and counts,
-and the pairing statistics (usable frames, unmatched depth and RGB) without decoding images.
+and the pairing statistics: usable frames (paired and decodable), unmatched depth and RGB, and
+per topic the messages that cannot be decoded (which training skips), with the first reason.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                       decode=False):
                 pass
             print(f'pairs (tolerance {args.tolerance * 1e3:g} ms): {stats.summary()}')
+            for topic, reason in sorted(stats.first_error.items()):
+                print(f'  undecodable on {topic}: {stats.undecodable[topic]}, first: {reason}')
     except BagError as error:
         print(f'bag_info: {error}', file=sys.stderr)
         return 2

@@ -51,6 +51,7 @@ from training.run_log import RunLog, negligible_terms
 
 __all__ = ['Trainer', 'TrainingDiverged', 'build_datasets', 'checkpoint_normalization',
            'load_data', 'main']
+from training.resume_checks import state_problem
 
 LOGGER = logging.getLogger('training.train')
 STATE_FORMAT = 'dsr_ros.training_state/1'
@@ -317,6 +318,9 @@ class Trainer:
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: {error}') from error
         if not isinstance(state, dict) or state.get('format') != STATE_FORMAT:
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: not a training state')
+        problem = state_problem(state, self.total_epochs)
+        if problem:
+            raise ConfigError(f'cannot resume from {os.fspath(path)!r}: {problem}')
         if not fork and state['config'] != self.config:
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: it was written with a '
                               'different config')

@@ -27,6 +27,7 @@ from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from training.data.mcap_crc import add_chunk_crcs
 from training.data.readers import DataError
 from training.data.sample import RGBDSample
 
@@ -67,14 +68,32 @@ class BagStats:
     rgb_resized: int = 0
     max_pair_offset: float = 0.0
     topics: Dict[str, Tuple[str, int]] = field(default_factory=dict)
+    #: Messages that could not be decoded, per topic (their frames are skipped).
+    undecodable: Dict[str, int] = field(default_factory=dict)
+    #: Pairs dropped because their depth or RGB message could not be decoded.
+    skipped_pairs: int = 0
+    #: Why the first undecodable message failed, per topic.
+    first_error: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> int:
+        """Frames the reader yields (paired and decodable)."""
+        return self.pairs - self.skipped_pairs
 
     def summary(self) -> str:
         """One line for logs and the bag_info CLI."""
+        skipped = ''.join(f', {count} undecodable on {topic} skipped'
+                          for topic, count in sorted(self.undecodable.items()))
         return (f'{self.depth_frames} depth, {self.rgb_frames} rgb, {self.info_frames} '
-                f'camera_info messages; {self.pairs} usable frames, {self.unmatched_depth} depth '
+                f'camera_info messages; {self.usable} usable frames, {self.unmatched_depth} depth '
                 f'without RGB partner, {self.unmatched_rgb} RGB never paired, '
                 f'{self.rgb_resized} RGB resized to depth, largest pair offset '
-                f'{self.max_pair_offset * 1e3:.1f} ms')
+                f'{self.max_pair_offset * 1e3:.1f} ms{skipped}')
+
+    def count_undecodable(self, topic: str, error: Exception) -> None:
+        """Count a message of ``topic`` that could not be decoded (first reason kept)."""
+        self.undecodable[topic] = self.undecodable.get(topic, 0) + 1
+        self.first_error.setdefault(topic, str(error))
 
 
 @dataclass
@@ -222,8 +241,11 @@ def iter_bag_samples(path: Path, depth_topic: str, rgb_topic: Optional[str] = No
     """Yield time-synchronised depth(+RGB) samples of a bag, in stamp order.
 
     ``stats`` (a :class:`BagStats` the caller keeps) is filled in as the bag is read, and is
-    complete when the generator is exhausted. With ``decode=False`` nothing is decoded and
-    nothing is yielded: the pairing is only counted (``bag_info``).
+    complete when the generator is exhausted. A message that cannot be decoded (corrupt CDR,
+    unsupported encoding, bad PNG) skips its frame and is counted per topic in
+    ``stats.undecodable`` (one warning per topic); only a bag where no frame decodes at all is
+    an error. With ``decode=False`` nothing is yielded: frames are decoded and counted only
+    (``bag_info``).
     """
     path = Path(path)
     stats = stats if stats is not None else BagStats()
@@ -245,7 +267,7 @@ def iter_bag_samples(path: Path, depth_topic: str, rgb_topic: Optional[str] = No
         infos.sort(key=lambda item: item[0])
         depth_ids = {id(c) for c in depth_conns}
         pairer = _Pairer(tolerance, stats, bool(rgb_conns))
-        context = _DecodeContext(path, reader, infos, stats, depth_topic)
+        context = _DecodeContext(path, reader, infos, stats, depth_topic, rgb_topic)
         produced = 0
         for conn, log_time, raw in _messages(reader, depth_conns + rgb_conns, path):
             item = (_stamp(raw, log_time), conn.msgtype, raw)
@@ -256,8 +278,11 @@ def iter_bag_samples(path: Path, depth_topic: str, rgb_topic: Optional[str] = No
                 stats.rgb_frames += 1
                 ready = pairer.add_rgb(item)
             for depth_item, rgb_item in ready:
+                sample = context.try_sample(depth_item, rgb_item)
+                if sample is None:
+                    continue
                 if decode:
-                    yield context.sample(depth_item, rgb_item)
+                    yield sample
                 produced += 1
                 if max_frames is not None and produced >= max_frames:
                     _log_stats(path, stats)
@@ -267,11 +292,18 @@ def iter_bag_samples(path: Path, depth_topic: str, rgb_topic: Optional[str] = No
             raise BagError(path, f'its index lists {listed} messages on {depth_topic!r} but '
                                  f'only {stats.depth_frames} could be read (corrupt chunks?)')
         for depth_item, rgb_item in pairer.finish():
+            sample = context.try_sample(depth_item, rgb_item)
+            if sample is None:
+                continue
             if decode:
-                yield context.sample(depth_item, rgb_item)
+                yield sample
             produced += 1
             if max_frames is not None and produced >= max_frames:
                 break
+    if stats.pairs and not stats.usable:
+        topic, reason = next(iter(stats.first_error.items()))
+        raise BagError(path, f'none of its {stats.pairs} frames could be decoded; first '
+                             f'failure on {topic}: {reason}')
     _log_stats(path, stats)
 
 
@@ -364,7 +396,10 @@ class _DecodeContext:
     """Turns a paired (depth, rgb) of raw CDR messages into an :class:`RGBDSample`."""
 
     def __init__(self, path: Path, reader: Any, infos: list, stats: BagStats,
-                 depth_topic: str) -> None:
+                 depth_topic: str, rgb_topic: Optional[str] = None) -> None:
+        self.topics = {'depth': _norm_topic(depth_topic),
+                       'rgb': _norm_topic(rgb_topic) if rgb_topic else None}
+        self._failed_role = 'depth'  # which message sample() was decoding
         self.path = path
         self.reader = reader
         self.infos = infos
@@ -386,11 +421,28 @@ class _DecodeContext:
             return decode_compressed(msg, label)
         return decode_image(msg, label)
 
+    def try_sample(self, depth_item: tuple, rgb_item: Optional[tuple]
+                   ) -> Optional[RGBDSample]:
+        """:meth:`sample`, or None (counted, first one per topic logged) if it cannot be
+        decoded."""
+        try:
+            return self.sample(depth_item, rgb_item)
+        except BagError as error:
+            topic = self.topics[self._failed_role]
+            if topic not in self.stats.undecodable:
+                LOGGER.warning('%s: skipping undecodable frames on %s (counted); first: %s',
+                               self.path, topic, error)
+            self.stats.count_undecodable(topic, error)
+            self.stats.skipped_pairs += 1
+            return None
+
     def sample(self, depth_item: tuple, rgb_item: Optional[tuple]) -> RGBDSample:
+        self._failed_role = 'depth'
         image, encoding = self._decode(depth_item, 'depth')
         depth, valid, unit = _to_depth(image, encoding, f'{self.path} (depth)')
         rgb = None
         if rgb_item is not None:
+            self._failed_role = 'rgb'
             colour, colour_encoding = self._decode(rgb_item, 'rgb')
             if colour_encoding not in _COLOUR_CHANNELS:
                 raise BagError(self.path, f'rgb topic has encoding {colour_encoding!r}')
@@ -509,6 +561,8 @@ def write_bag(path: Path, frames: Sequence[BagFrame], storage: str = 'sqlite3',
                 writer.write(info_conn, time_ns,
                              store.serialize_cdr(_camera_info(types, header, frame), CAMERA_INFO))
                 counts[INFO_TOPIC] += 1
+    if storage == 'mcap':
+        add_chunk_crcs(path / f'{path.name}.mcap')  # rosbags leaves them 0 ("not set")
     return counts
 
 
