@@ -23,10 +23,10 @@ test: setup
 	$(PY) -m pytest -ra test
 
 lint: setup
-	$(PY) -m flake8 dsr_ros training test launch setup.py
+	$(PY) -m flake8 dsr_ros training benchmarks test launch setup.py
 
 bench: setup
-	$(PY) -m dsr_ros.benchmark
+	$(PY) -m benchmarks --out out/benchmark
 
 clean:
 	rm -rf $(VENV) build install log out
