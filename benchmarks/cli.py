@@ -29,6 +29,7 @@ from benchmarks.models import build_models
 from benchmarks.node_timing import NodeBench, isolate_dds
 from benchmarks.report import machine_meta, render_markdown, write_report
 from benchmarks.run import Options, precisions_for, run_case
+from dsr_ros.cpu_tuning import tune_malloc
 
 __all__ = ['build_parser', 'main']
 
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                         default=sys.platform.startswith('linux'),
                         help='compare the node process settings of dsr_ros.cpu_tuning in '
                         'fresh node processes (needs --node)')
+    parser.add_argument('--malloc-tuning', action=argparse.BooleanOptionalAction, default=True,
+                        help='apply the glibc malloc settings the node applies at start-up '
+                        '(dsr_ros.cpu_tuning) to this process too, so bare-net and wrapper '
+                        'times are what the node would see')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID for the node runs (default: random 101-200)')
     parser.add_argument('--quick', action='store_true',
@@ -133,6 +138,8 @@ def _start_node(opts: argparse.Namespace, settings: Settings, notes: List[str]
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run the benchmark, print Markdown, write JSON + Markdown; return the report dict."""
     opts = parse_args(argv)
+    if opts.malloc_tuning:
+        tune_malloc()  # before the worker threads allocate, as dsr_ros.node.main does
     out_dir = Path(opts.out)
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -141,6 +148,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     if not devices:
         raise SystemExit('no requested device is available')
     settings = Settings(opts.warmup, opts.frames, opts.budget, opts.matmul_size)
+    notes.append('this process: glibc malloc thresholds ' +
+                 ('applied, as in the node' if opts.malloc_tuning else 'left at their defaults'))
     command = ['python -m benchmarks', *(sys.argv[1:] if argv is None else argv)]
     report: Dict[str, Any] = {'meta': machine_meta(command), 'notes': notes, 'cases': [],
                               'records': [], 'ratios': [], 'accuracy': [], 'matmul': [],

@@ -27,7 +27,6 @@ from benchmarks.memory import read_peak_rss_mb
 from benchmarks.model_timing import Case, Settings, record as make_record
 from benchmarks.timing import summarize
 from benchmarks.variants import Variant
-from dsr_ros.cpu_tuning import omp_env
 
 __all__ = ['NodeBench', 'isolate_dds']
 
@@ -50,8 +49,9 @@ def process_env(variant: Variant) -> Dict[str, str]:
     env = os.environ.copy()
     if variant.process == 'no-malloc':
         env['DSR_ROS_MALLOC_TUNING'] = '0'
-    elif variant.process == 'omp-passive':
-        env.update(omp_env())
+    elif variant.process == 'omp-spin':
+        env['DSR_ROS_OMP_PASSIVE'] = '0'
+        env.pop('OMP_WAIT_POLICY', None)
     elif variant.process:
         raise ValueError(f'unknown process setting {variant.process!r}')
     return env
@@ -213,8 +213,8 @@ class NodeBench:
                  expected_s: float, log_dir: Path) -> List[Dict[str, Any]]:
         """Start a node for ``case``, measure lockstep and flood, stop it; return records."""
         command = node_command(case, variant)
-        log_path = log_dir / (f'node_{case.device.type}_x{case.scale}_{case.width}x'
-                              f'{case.height}_{variant.label().replace(" ", "_")}.log')
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / (f'node_{case.key}_{variant.label()}.log').replace(' ', '_')
         image, info = self._messages(frame)
         with open(log_path, 'w', encoding='utf-8') as log:
             env = process_env(variant)

@@ -31,6 +31,7 @@ from benchmarks.quality import (BICUBIC_LABEL, RATIOS, middlebury_mad, run_middl
                                 run_sensor_suite, sensor_ratios)
 from benchmarks.report import fmt, machine_meta
 from benchmarks.run import Options, run_case
+from dsr_ros.cpu_tuning import tune_malloc
 
 __all__ = ['main', 'pareto_rows', 'render_table']
 
@@ -204,6 +205,7 @@ def render_table(rows: List[Dict[str, Any]], meta: Dict[str, Any],
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Measure, evaluate, write ``pareto.md``, ``pareto.json`` and ``pareto.png``."""
     opts = build_parser().parse_args(argv)
+    tune_malloc()  # as the node does at start-up, so bare-net times are what it would see
     if opts.quick:
         opts.size, opts.frames, opts.budget, opts.matmul_size = (32, 24), 2, 0.01, 256
         opts.quality = opts.quality and bool(opts.sensor_json or opts.middlebury_json)

@@ -22,7 +22,7 @@ __all__ = ['Options', 'precisions_for', 'run_case']
 
 #: Process settings compared in fresh node processes, against the node's defaults.
 PROCESS_OPTIONS = {'no-malloc': 'glibc malloc thresholds off (DSR_ROS_MALLOC_TUNING=0)',
-                   'omp-passive': 'OMP_WAIT_POLICY=PASSIVE'}
+                   'omp-spin': 'OpenMP threads spin (DSR_ROS_OMP_PASSIVE=0)'}
 
 
 @dataclass(frozen=True)

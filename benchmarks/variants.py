@@ -45,10 +45,11 @@ class Variant:
     host_io: str = ''
     #: wrapper/node only: LR tile edge (0 = whole frame).
     tile_size: int = 0
-    #: node only, a fresh process each: '' (the node's defaults: malloc tuned), 'no-malloc'
-    #: (DSR_ROS_MALLOC_TUNING=0) or 'omp-passive' (OMP_WAIT_POLICY=PASSIVE); see
-    #: dsr_ros.cpu_tuning. A thread keeps its malloc arena and libgomp reads its environment
-    #: once, so only a fresh process compares them fairly.
+    #: node only, a fresh process each: '' (the node's defaults: malloc tuned, OpenMP
+    #: passive), 'no-malloc' (DSR_ROS_MALLOC_TUNING=0) or 'omp-spin' (DSR_ROS_OMP_PASSIVE=0:
+    #: libgomp's default wait policy); see dsr_ros.cpu_tuning and dsr_ros.openmp_passive. A
+    #: thread keeps its malloc arena and libgomp reads its environment once, so only a fresh
+    #: process compares them fairly.
     process: str = ''
 
     def label(self) -> str:
@@ -82,9 +83,14 @@ def compile_frozen(net: nn.Module, example: torch.Tensor
     example's shape by running it once; returns the compiled net and the compile seconds.
 
     ``dynamic=False``: one specialised graph per input shape (dynamo caches each and
-    recompiles on a new shape), which is what a camera with a fixed resolution needs.
+    recompiles on a new shape), which is what a camera with a fixed resolution needs. Inductor
+    also caches compiled graphs on disk (``TORCHINDUCTOR_CACHE_DIR``), so a process that
+    starts again compiles much faster: the benchmark points that cache at a fresh folder
+    (unless the variable is set), so ``compile_s`` is the cost of a robot's first start.
     """
     import torch._inductor.config as inductor_config
+    if 'TORCHINDUCTOR_CACHE_DIR' not in os.environ:
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = tempfile.mkdtemp(prefix='dsr_bench_inductor_')
     compiled = torch.compile(net, dynamic=False)
     started = time.perf_counter()
     with inductor_config.patch(freezing=True), torch.inference_mode():
