@@ -52,10 +52,10 @@ test-jazzy: setup-jazzy
 	DSR_ROS_TEST_DISTRO=jazzy $(JAZZY_PY) -m pytest -ra $(JAZZY_TESTS)
 
 lint: setup
-	$(PY) -m flake8 dsr_ros training test tools launch setup.py
+	$(PY) -m flake8 dsr_ros training benchmarks test tools launch setup.py
 
 bench: setup
-	$(PY) -m dsr_ros.benchmark
+	$(PY) -m benchmarks --out out/benchmark
 
 clean:
 	rm -rf $(VENV) $(JAZZY_VENV) build install log out

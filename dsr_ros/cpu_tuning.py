@@ -28,8 +28,9 @@ spinning threads of both fight for the cores and each parallel region waits for 
 thread: measured on a 2-core machine with a 2-thread training job running, a small frame took
 412 ms with 2 threads, 39 ms with 1 thread and 34 ms with 2 threads and
 ``OMP_WAIT_POLICY=PASSIVE`` (:func:`omp_env`). That was inference on the *main* thread; the
-node infers on a worker thread, where the same setting measured between 0.96x and 1.34x in
-fresh node processes (noise level), so it is offered, not needed. libgomp reads it once, when
+node infers on a worker thread, where the same setting measured 0.96x-1.34x for the lite model
+but 1.5-5x for the tiny one in fresh node processes, so the node sets it by default
+(:mod:`dsr_ros.openmp_passive`). libgomp reads it once, when
 torch is first imported, so it belongs in the environment of the process (launch file, shell),
 or in ``os.environ`` before the first ``import torch``.
 """

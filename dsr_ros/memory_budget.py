@@ -91,6 +91,34 @@ def trim_malloc() -> bool:
     return True
 
 
+def read_peak_rss_mb(pid: Optional[int] = None) -> Optional[float]:
+    """Peak resident memory (MiB) of a process: ``VmHWM``, else ``ru_maxrss`` for ourselves."""
+    try:
+        with open(f'/proc/{pid or "self"}/status', encoding='ascii') as handle:
+            for line in handle:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    if pid is None:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Trim the heap and reset this process's peak-RSS mark (``clear_refs`` 5); False where
+    unsupported. ``getrusage`` only knows the lifetime peak, which would make every case after
+    the largest report the largest one's memory."""
+    trim_malloc()
+    try:
+        with open('/proc/self/clear_refs', 'w', encoding='ascii') as handle:
+            handle.write('5')
+        return True
+    except OSError:
+        return False
+
+
 def resident_mb() -> float:
     """This process's resident set (MiB), 0 where /proc is not available."""
     try:

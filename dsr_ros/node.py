@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import dsr_ros.openmp_passive  # noqa: F401 - first: OMP_WAIT_POLICY before torch loads
 import numpy as np
 import rclpy
 import torch

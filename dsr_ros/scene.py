@@ -24,7 +24,7 @@ import numpy as np
 
 from dsr_ros.depth_io import OUTPUT_ENCODINGS, convert_depth
 
-__all__ = ['DepthScene', 'SceneConfig', 'SceneFrame', 'random_room']
+__all__ = ['DepthScene', 'SceneConfig', 'SceneFrame', 'random_room', 'sensor_frame_mm']
 
 
 @dataclass(frozen=True)
@@ -215,3 +215,19 @@ def random_room(rng: np.random.Generator, width: int = 320, height: int = 240) -
         depth = np.minimum(depth, _sphere(world, centre, radius))
     depth = np.where(np.isfinite(depth), depth, back_z)
     return depth.astype(np.float32)
+
+
+def sensor_frame_mm(width: int, height: int, seed: int = 0, hole_blobs: int = 4) -> np.ndarray:
+    """A random room as a camera delivers it: ``uint16`` millimetres with invalid blobs (0).
+
+    The frame benchmarks, memory measurements and tests feed the node: deterministic per seed,
+    with holes so hole filling, masks and validity encoding cost what they cost on a camera.
+    """
+    rng = np.random.default_rng(seed)
+    frame = np.clip(np.rint(random_room(rng, width, height) * 1000.0), 1, 65535).astype(np.uint16)
+    rows, cols = np.mgrid[0:height, 0:width]
+    radius = max(0.03 * width, 1.0)
+    for _ in range(hole_blobs):
+        centre_col, centre_row = rng.uniform(0, width), rng.uniform(0, height)
+        frame[(cols - centre_col) ** 2 + (rows - centre_row) ** 2 < radius ** 2] = 0
+    return frame

@@ -1,132 +1,119 @@
-"""Smoke runs of ``python -m dsr_ros.benchmark`` with tiny sizes: the report has its fields.
+"""``python -m benchmarks --quick`` runs as a user runs it, and its JSON carries the README's
+numbers; the benchmark stays outside the installed package.
 
-Not a timing test: the numbers on a shared 2-core machine mean nothing here, only that every
-stage runs, the JSON carries what the README table is made from, and the FLOP count is right.
+Not timing tests: on a shared 2-core machine the numbers mean nothing here, only that every
+stage runs, the report has the fields the README tables are made from, and the FLOP count
+matches a count by hand. The benchmark runs as a subprocess: tests never import its helpers.
 """
 
-import importlib.util
+import ast
 import json
-import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
-from dsr_ros.benchmark import (JSON_NAME, LITE_ARCH, MARKDOWN_NAME, build_models,
-                               count_conv_macs, main, parse_size, synthetic_depth)
 from dsr_ros.cpu_tuning import malloc_env, omp_env, tune_malloc
-from dsr_ros.networks import DSRNet
 
-RECORD_FIELDS = ('case', 'device', 'scale', 'lr_size', 'hr_size', 'stage', 'variant',
+REPO = Path(__file__).resolve().parents[1]
+RECORD_FIELDS = ('case', 'model', 'device', 'scale', 'lr_size', 'hr_size', 'stage', 'variant',
                  'precision', 'channels_last', 'threads', 'frames', 'median_ms', 'p95_ms',
-                 'fps', 'gflop_per_frame', 'achieved_gflop_s', 'peak_mem_mb', 'mem_kind')
-TINY = ['--sizes', '16x12', '--frames', '2', '--budget', '0.01', '--devices', 'cpu',
-        '--quiet']
+                 'fps', 'gflop_per_frame', 'achieved_gflop_s', 'per_frame_over_matmul',
+                 'fraction_of_matmul_rate')
 
 
-def _load(out_dir):
-    return json.loads((out_dir / JSON_NAME).read_text())
+def run_benchmark(out_dir, *args, module='benchmarks', timeout=300):
+    """``python -m <module> --quick ... --out out_dir`` from the repository; the parsed JSON
+    (``benchmark.json``) and the printed text."""
+    command = [sys.executable, '-m', module, '--quick', '--out', str(out_dir), *map(str, args)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                            env=dict(os.environ))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out_dir / 'benchmark.json').read_text()), result.stdout
 
 
-@pytest.fixture(scope='module')
-def tiny_weights(tmp_path_factory):
-    """A very small x4 checkpoint: the smoke runs test plumbing, not the lite model's speed."""
-    from dsr_ros.checkpoint import save_checkpoint
-    return save_checkpoint(tmp_path_factory.mktemp('weights') / 'x4.pt', DSRNet(4, 4, 1))
+def hand_count_macs(channels, height, width, scale, in_channels):
+    """Conv/deconv MACs of DSRNet(scale, channels, num_blocks=1, in_channels) by hand."""
+    kernel = {2: 6, 4: 8}[scale]  # DBPN projection kernels
+    lr, hr = height * width, height * width * scale ** 2
+    shallow = lr * channels * in_channels * 9 + lr * channels * channels * 9 + lr * channels ** 2
+    up_block = 3 * lr * channels * channels * kernel ** 2  # deconv, conv, deconv
+    reconstruction = hr * channels * channels * 9 + hr * channels * 9
+    return shallow + up_block + reconstruction
 
 
-def test_benchmark_without_node_writes_all_fields(tmp_path, capsys, tiny_weights):
-    main(TINY + ['--scales', '4', '8', '--no-node', '--no-process-options', '--tile-size', '8',
-                 '--tile-min-pixels', '1', '--weights', str(tiny_weights), '--out',
-                 str(tmp_path)])
-    printed = capsys.readouterr().out
+def test_quick_run_without_node_reports_every_stage(tmp_path, tiny_checkpoint):
+    report, printed = run_benchmark(tmp_path, '--no-node', '--weights', tiny_checkpoint,
+                                    '--labels', 'tiny4', '--scales', '4', '2',
+                                    '--tile-size', '8')
     assert '| case | output | variant |' in printed and '### Speed options' in printed
-    assert (tmp_path / MARKDOWN_NAME).read_text().strip() == printed.strip()
-    report = _load(tmp_path)
-    assert report['cases'] == ['cpu x4 16x12', 'cpu x8 16x12']
-    assert {'torch', 'cpu', 'torch_threads', 'date'} <= set(report['meta'])
+    assert (tmp_path / 'benchmark.md').read_text().strip() == printed.strip()
+    assert report['cases'] == ['tiny4 cpu x4 16x12', 'tiny4 cpu x2 16x12']
+    assert {'torch', 'cpu', 'torch_threads', 'load_average_start', 'load_average_end'} <= set(
+        report['meta'])
+    for matmul in report['matmul']:
+        assert matmul['size'] == 256 and matmul['median_ms'] > 0 and matmul['gflop_s'] > 0
     stages = {(r['case'], r['stage'], r['variant']) for r in report['records']}
     for case in report['cases']:
         assert (case, 'model', 'fp32 NHWC') in stages
         assert (case, 'wrapper', 'fp32 NHWC') in stages
-        assert (case, 'model', 'fp32 NCHW') in stages  # the channels_last ablation
-    for record in report['records']:
-        assert 'error' not in record, record
+    assert ('tiny4 cpu x4 16x12', 'model', 'fp32 NCHW') in stages  # the ablated case
+    for item in report['records']:
+        assert 'error' not in item, item
         for name in RECORD_FIELDS:
-            assert name in record, (name, record['stage'], record['variant'])
-        assert record['median_ms'] > 0 and record['p95_ms'] >= record['median_ms'] * 0.999
-        assert record['hr_size'] == [v * record['scale'] for v in record['lr_size']]
+            assert name in item, (name, item['stage'], item['variant'])
+        assert item['median_ms'] > 0 and item['p95_ms'] >= item['median_ms'] * 0.999
+        assert item['hr_size'] == [v * item['scale'] for v in item['lr_size']]
     flops = {r['scale']: r['gflop_per_frame'] for r in report['records']}
-    assert flops[4] == pytest.approx(2 * count_conv_macs(DSRNet(4, 4, 1), 12, 16) / 1e9)
-    wrappers = [r for r in report['records'] if r['stage'] == 'wrapper' and not r['tile_size']]
-    assert all(math.isfinite(r['ratio_to_model']) for r in wrappers)
+    assert flops[4] == pytest.approx(2 * hand_count_macs(4, 12, 16, 4, 1) / 1e9)
+    assert flops[2] == pytest.approx(2 * hand_count_macs(4, 12, 16, 2, 1) / 1e9)
     options = {(row['case'], row['option']) for row in report['ratios']}
-    assert ('cpu x4 16x12', 'channels_last') in options
-    assert ('cpu x4 16x12', 'tiling 8') in options
+    assert ('tiny4 cpu x4 16x12', 'channels_last') in options
+    assert ('tiny4 cpu x4 16x12', 'tiling 8') in options
     assert all(row['speedup'] > 0 for row in report['ratios'])
+    assert any('x2: random weights of the same architecture' in n for n in report['notes'])
 
 
-def test_weights_file_sets_its_scale_and_random_weights_the_other(tmp_path, tiny_weights):
-    models, notes = build_models([4, 8], str(tiny_weights), tmp_path)
-    assert models[4][1] == str(tiny_weights)
-    assert models[8][0].scale == 8 and models[8][0].num_channels == 4
-    assert torch.load(models[8][1], weights_only=True)['scale'] == 8  # the node can load it
-    assert any(str(tiny_weights) in note for note in notes)
-    assert any(note.startswith('x8: random weights') for note in notes)
+def test_compile_and_onnxruntime_options_are_measured(tmp_path):
+    # No --weights: random weights of the ladder configs; mask-aware (2-channel) nets.
+    report, _ = run_benchmark(tmp_path, '--no-node', '--compile', '--onnxruntime',
+                              '--precisions', 'fp32', '--sizes', '8x8', timeout=600)
+    assert [n for n in report['notes'] if 'RANDOM weights' in n]
+    first = report['cases'][0]
+    rows = {row['option']: row for row in report['ratios'] if row['case'] == first}
+    assert rows['torch.compile (freezing)']['compile_s'] > 0
+    assert rows['ONNX Runtime (CPU EP)']['speedup'] > 0
+    assert not [r for r in report['records'] if 'error' in r]
 
 
-def test_without_weights_the_lite_architecture_is_used_and_said(tmp_path, monkeypatch):
-    import dsr_ros.benchmark as benchmark
-    monkeypatch.setattr(benchmark, '_default_weights', lambda: None)
-    models, notes = build_models([4], None, tmp_path)
-    assert models[4][0].num_channels == LITE_ARCH['num_channels']
-    assert models[4][0].num_blocks == LITE_ARCH['num_blocks']
-    assert any('RANDOM weights' in note for note in notes)
-
-
-@pytest.mark.skipif(importlib.util.find_spec('rclpy') is None, reason='rclpy not installed')
-@pytest.mark.skipif(importlib.util.find_spec('dsr_ros.node') is None,
-                    reason='dsr_ros.node not present')
-def test_benchmark_through_the_node(tmp_path, tiny_weights):
-    main(TINY + ['--scales', '4', '--weights', str(tiny_weights), '--precisions', 'fp32',
-                 '--tile-size', '0', '--frames', '3', '--budget', '0.5', '--no-process-options',
-                 '--node-startup-timeout', '60', '--out', str(tmp_path)])
-    report = _load(tmp_path)
+@pytest.mark.skipif(sys.platform != 'linux', reason='DDS node run tested on Linux')
+def test_quick_run_through_the_node(tmp_path, tiny_checkpoint):
+    pytest.importorskip('rclpy')
+    report, _ = run_benchmark(tmp_path, '--weights', tiny_checkpoint, '--precisions', 'fp32',
+                              '--frames', '3', '--budget', '0.5')
     node = {r['stage']: r for r in report['records'] if r['stage'].startswith('node')}
     assert 'error' not in node['node_lockstep'], node['node_lockstep']
     assert node['node_lockstep']['frames'] >= 2 and node['node_lockstep']['median_ms'] > 0
-    assert node['node_lockstep']['ratio_to_model'] > 0
+    assert node['node_lockstep']['fps_ratio_to_model'] > 0
     assert node['node_flood']['received'] >= 1 and node['node_flood']['fps'] > 0
+    assert node['node_flood']['per_frame_over_matmul'] > 0
     assert node['node_lockstep']['peak_mem_mb'] > 0
 
 
-def test_conv_macs_match_a_hand_count():
-    channels, height, width, scale = 3, 5, 7, 2
-    kernel = 6  # x2 projection kernel
-    model = DSRNet(scale, channels, num_blocks=1)
-    lr, hr = height * width, height * width * scale ** 2
-    shallow = lr * channels * 9 + lr * channels * channels * 9 + lr * channels * channels
-    up_block = 3 * lr * channels * channels * kernel ** 2  # deconv, conv, deconv
-    reconstruction = hr * channels * channels * 9 + hr * channels * 9
-    assert count_conv_macs(model, height, width) == shallow + up_block + reconstruction
-
-
-def test_synthetic_depth_looks_like_a_depth_frame():
-    depth = synthetic_depth(60, 80, seed=2)
-    assert depth.dtype == np.uint16 and depth.shape == (60, 80)
-    valid = depth > 0
-    assert 0.8 < valid.mean() < 1.0  # a few sensor holes
-    assert 800 <= depth[valid].min() and depth.max() <= 4000
-    assert np.array_equal(depth, synthetic_depth(60, 80, seed=2))
-    assert not synthetic_depth(60, 80, holes=False).min() == 0
-
-
-def test_parse_size():
-    assert parse_size('160x120') == (160, 120)
-    with pytest.raises(Exception):
-        parse_size('160')
+def test_benchmarks_stay_outside_the_installed_package():
+    for path in (REPO / 'dsr_ros').rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not [n for n in names if n.split('.')[0] in ('benchmarks', 'training')], (
+                path, names)
+    setup = (REPO / 'setup.py').read_text()
+    assert "find_packages(include=[PACKAGE, f'{PACKAGE}.*'])" in setup
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc settings')
@@ -142,13 +129,3 @@ def test_cpu_tuning_applies_in_a_fresh_process():
     assert omp_env() == {'OMP_WAIT_POLICY': 'PASSIVE'}
     with pytest.raises(ValueError):
         tune_malloc(0)
-
-
-def test_cuda_only_variants_keep_cpu_state_clean():
-    # The cuDNN autotune variant only toggles a flag around the call; it must restore it.
-    from dsr_ros.benchmark import Variant, _model_callable
-    before = torch.backends.cudnn.benchmark
-    run, _ = _model_callable(DSRNet(4, 4, 1), torch.device('cpu'),
-                             Variant('fp32', True, cudnn_benchmark=True), 8, 8)
-    assert run().shape == (1, 1, 32, 32)
-    assert torch.backends.cudnn.benchmark == before

@@ -124,14 +124,14 @@ _RELEASE_SCRIPT = '''
 from dsr_ros.cpu_tuning import tune_malloc
 tune_malloc()
 import json
-from dsr_ros.benchmark import synthetic_depth
+from dsr_ros.scene import sensor_frame_mm
 from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.memory_budget import resident_mb
 from dsr_ros.networks import DSRNet
 resolver = DepthSuperResolver(DSRNet(4, 32, 3), device='cpu', max_memory_mb=1024)
-resolver.run(synthetic_depth(16, 16))
+resolver.run(sensor_frame_mm(16, 16))
 before = resident_mb()
-out = resolver.run(synthetic_depth(120, 160))
+out = resolver.run(sensor_frame_mm(160, 120))
 del out
 kept = resident_mb()
 resolver.memory.release()

@@ -16,7 +16,8 @@ import time
 import pytest
 from conftest import CONFIG, DDS_TIMEOUT, header, image_msg, start_node, unique_name, wait_until
 
-from dsr_ros.benchmark import read_peak_rss_mb, synthetic_depth
+from dsr_ros.memory_budget import read_peak_rss_mb
+from dsr_ros.scene import sensor_frame_mm
 from dsr_ros.weights import default_weights_path
 
 pytest.importorskip('rclpy')
@@ -51,7 +52,7 @@ def _start(ros_probe, tmp_path, node_processes):
 
 
 def _frame(index: int) -> Image:
-    return image_msg(synthetic_depth(HEIGHT, WIDTH, seed=index), header(index))
+    return image_msg(sensor_frame_mm(WIDTH, HEIGHT, seed=index), header(index))
 
 
 def _signal_mid_frame(process, publisher, outputs, index: int, signum: int) -> float:

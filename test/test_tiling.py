@@ -24,25 +24,40 @@ SCALE, CHANNELS, BLOCKS = 4, 8, 2
 TILE, OVERLAP = 48, 8
 
 _PEAK_SCRIPT = textwrap.dedent('''
-    import json, sys
+    import ctypes, json, sys
     import numpy as np, torch
-    from dsr_ros.benchmark import peak_rss_reset, read_peak_rss_mb, synthetic_depth
     from dsr_ros.inference import DepthSuperResolver
     from dsr_ros.networks import DSRNet
+    from dsr_ros.scene import random_room
+
+    def status_mb(field):
+        with open('/proc/self/status') as handle:
+            return [int(l.split()[1]) for l in handle if l.startswith(field + ':')][0] / 1024
+
+    def peak_rss_reset():
+        # Linux: give freed heap back, then reset the peak-RSS mark (VmHWM) to the current RSS.
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+        try:
+            with open('/proc/self/clear_refs', 'w') as handle:
+                handle.write('5')
+            return True
+        except OSError:
+            return False
+
     torch.set_num_threads(1)
     tile, height, width = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     torch.manual_seed(0)
     resolver = DepthSuperResolver(DSRNet({scale}, {channels}, {blocks}), device='cpu',
                                   tile_size=tile, tile_overlap={overlap})
-    frame = synthetic_depth(height, width, seed=5)
+    rng = np.random.default_rng(5)
+    frame = np.clip(np.rint(random_room(rng, width, height) * 1000), 1, 65535).astype(np.uint16)
     resolver.run(frame[:32, :32])  # kernels and libraries loaded before the measurement
     if not peak_rss_reset():
         print(json.dumps({{'supported': False}}))
         sys.exit(0)
-    with open('/proc/self/status') as handle:
-        base = [int(l.split()[1]) for l in handle if l.startswith('VmRSS:')][0] / 1024
+    base = status_mb('VmRSS')
     out = resolver.run(frame)
-    print(json.dumps({{'supported': True, 'delta_mb': read_peak_rss_mb() - base,
+    print(json.dumps({{'supported': True, 'delta_mb': status_mb('VmHWM') - base,
                        'shape': list(out.shape)}}))
 ''').format(scale=SCALE, channels=CHANNELS, blocks=BLOCKS, overlap=OVERLAP)
 

@@ -22,7 +22,8 @@ import json, sys
 from dsr_ros.cpu_tuning import tune_malloc
 tune_malloc()
 import torch
-from dsr_ros.benchmark import peak_rss_reset, read_peak_rss_mb, synthetic_depth
+from dsr_ros.memory_budget import read_peak_rss_mb, reset_peak_rss
+from dsr_ros.scene import sensor_frame_mm
 from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.networks import DSRNet
 args = json.loads(sys.argv[1])
@@ -31,9 +32,9 @@ model = DSRNet(args['scale'], args['channels'], args['blocks'])
 resolver = DepthSuperResolver(model, device='cpu', precision=args['precision'],
                               tile_size=args['tile'], tile_overlap=args['overlap'],
                               **args.get('extra', {}))
-frame = synthetic_depth(args['height'], args['width'], seed=5)
+frame = sensor_frame_mm(args['width'], args['height'], seed=5)
 resolver.run(frame[:16, :16])
-if not peak_rss_reset():
+if not reset_peak_rss():
     print(json.dumps({'supported': False}))
     sys.exit(0)
 with open('/proc/self/status') as handle:
