@@ -32,6 +32,8 @@ SPNET_SCHEDULES = ('stage2', 'global')
 DEFAULTS: Dict[str, Any] = {
     'name': 'unnamed',
     'seed': 0,
+    # A DSRNet checkpoint to start from (warm start; 1-channel weights can start a 2-channel net)
+    'init_weights': None,
     'scale': 4,
     'device': 'auto',
     'amp': True,
@@ -57,6 +59,9 @@ DEFAULTS: Dict[str, Any] = {
         # (None = its documented defaults) and the depth scaling (None = metres / 10).
         'sensor': None,
         'scaling': None,
+        # sensor + range scaling: widen each patch's range by a random factor up to this, so
+        # the net sees edges at the contrast a whole frame's range gives them
+        'scaling_jitter': 1.0,
         'noise_std': 0.0,
         'hole_fraction': 0.0,
         'num_workers': 0,

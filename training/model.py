@@ -63,6 +63,8 @@ class CrossTaskModel:
         self.cross_task = bool(cross_task)
         self.world = int(world)
         self.dsrnet = DSRNet(scale=config['scale'], **config['dsrnet']).to(device)
+        if config.get('init_weights'):
+            init_dsrnet_from(self.dsrnet, config['init_weights'])
         blocks, width = self.dsrnet.num_blocks, self.dsrnet.num_channels
         self.sides_sr = SideOutputs(width, blocks, **config['side_outputs']).to(device)
         self.modules: Dict[str, nn.Module] = {'dsrnet': self.dsrnet, 'sides_sr': self.sides_sr}
@@ -295,3 +297,25 @@ def _report(terms: Dict[str, torch.Tensor], task: torch.Tensor,
     scale = max(task.item(), 1e-12)
     report.update({f'share_{name[2:]}': value.item() / scale for name, value in added.items()})
     return report
+
+
+def init_dsrnet_from(model: DSRNet, path: str) -> None:
+    """Start ``model`` from a DSRNet checkpoint's weights (a warm start, not a resume).
+
+    A depth-only (1-channel) checkpoint can start a mask-aware (2-channel) net: the first
+    convolution's mask weights start at zero, so the new net begins as exactly the old one and
+    learns what the mask is worth. Any other shape difference is refused.
+    """
+    from dsr_ros.checkpoint import load_checkpoint
+    source, _ = load_checkpoint(path)
+    state = source.state_dict()
+    target = model.state_dict()
+    key = 'shallow.0.weight'
+    if state[key].shape[1] == 1 and target[key].shape[1] == 2:
+        weight = torch.zeros_like(target[key])
+        weight[:, :1] = state[key]
+        state[key] = weight
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f'init_weights {path!r} does not fit this DSRNet: {error}') from None

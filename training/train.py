@@ -70,7 +70,7 @@ def build_datasets(config: Dict[str, Any], train: Sequence[RGBDSample],
                   min_valid_ratio=data['min_valid_ratio'], degradation=data['degradation'],
                   normalization=data['normalization'],
                   sensor=SensorDegradation.from_config(data['sensor']),
-                  scaling=_sensor_scaling(config),
+                  scaling=_sensor_scaling(config), scaling_jitter=data['scaling_jitter'],
                   in_channels=int(config['dsrnet'].get('in_channels', 1)))
     noise = dict(rotate180=data['rotate180'], noise_std=data['noise_std'],
                  hole_fraction=data['hole_fraction'])

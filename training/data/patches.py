@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
+from dsr_ros.depth_scaling import SENSOR_SCALING, Affine, DepthScaling
 from dsr_ros.inference import fill_invalid, make_net_input, prepare_net_input
 from training.data.degradation import add_sensor_noise, degrade
 from training.data.sample import RGBDSample
@@ -83,6 +83,8 @@ class PatchDataset(Dataset):
             research degradations.
         sensor: the sensor model's ranges (``degradation: sensor``); defaults when None.
         scaling: how sensor patches are scaled for the net (default: metres / 10).
+        scaling_jitter: with a ``range`` scaling, widen each patch's range by a random factor
+            in [1, scaling_jitter] (a frame's range is wider than a patch's).
         in_channels: 1 (depth) or 2 (depth and validity mask) in ``item['lr']``.
         noise_std, hole_fraction: optional sensor-like corruption of the LR input.
         require_rgb: keep only samples with RGB (for DENet and the cross-task stage).
@@ -95,7 +97,8 @@ class PatchDataset(Dataset):
                  normalization: str = 'minmax', noise_std: float = 0.0,
                  hole_fraction: float = 0.0, require_rgb: bool = False, seed: int = 0,
                  sensor: Optional[SensorDegradation] = None,
-                 scaling: Optional[DepthScaling] = None, in_channels: int = 1) -> None:
+                 scaling: Optional[DepthScaling] = None, in_channels: int = 1,
+                 scaling_jitter: float = 1.0) -> None:
         if patch_size % scale:
             raise ValueError(f'patch_size {patch_size} must be a multiple of scale {scale}')
         usable = [s for s in samples
@@ -115,6 +118,9 @@ class PatchDataset(Dataset):
         self.in_channels = int(in_channels)
         self.sensor = (sensor or SensorDegradation()) if degradation == 'sensor' else None
         self.scaling = scaling or SENSOR_SCALING
+        if scaling_jitter < 1.0:
+            raise ValueError(f'scaling_jitter must be >= 1, got {scaling_jitter}')
+        self.scaling_jitter = float(scaling_jitter)
         self.epoch = 0
         self._units: List[str] = [s.unit for s in usable]
         self.names: List[str] = [s.name for s in usable]
@@ -196,6 +202,14 @@ class PatchDataset(Dataset):
         if not lr_valid.any():  # nothing survived: fall back to the clean box average
             lr_m, lr_valid = degrade(hr_m, self.scale, 'area'), np.ones(lr_valid.shape, bool)
         lr_in, affine = prepare_net_input(lr_m, lr_valid, self.scaling, self.in_channels)
+        if self.scaling.mode == 'range' and self.scaling_jitter > 1.0:
+            # A patch spans less depth than the frame it comes from: widen its range at random
+            # so that edges appear at every contrast the node will give them.
+            factor = float(np.exp(rng.uniform(0.0, np.log(self.scaling_jitter))))
+            wider = Affine(affine.offset - rng.uniform(0.0, factor - 1.0) * affine.span,
+                           affine.span * factor)
+            lr_in[0] = (affine.inverse(lr_in[0]) - wider.offset) / wider.span
+            affine = wider
         return affine.forward(hr_m), lr_in
 
     def _draw(self, rng: np.random.Generator) -> tuple:
