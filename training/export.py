@@ -35,7 +35,8 @@ def export_run(run: Path, out: Path, which: str = 'best', dataset: Optional[str]
     model, meta = (_from_training_state(source) if which in states
                    else load_checkpoint(source))
     metrics = dict(meta.get('metrics', {}))
-    provenance = dict(meta.get('provenance', {}), exported_from=str(source))
+    provenance = dict(meta.get('provenance', {}), exported_from=str(source),
+                      degradation=degradation_provenance(meta.get('config', {})))
 
     def write() -> None:
         save_checkpoint(out, model, normalization=meta['normalization'], provenance=provenance,
@@ -56,6 +57,19 @@ def export_run(run: Path, out: Path, which: str = 'best', dataset: Optional[str]
                             'bicubic_mad': bicubic, 'errors': scores['errors']}
         write()
     return metrics
+
+
+def degradation_provenance(config: Dict[str, Any]) -> Dict[str, Any]:
+    """How the run made its LR inputs, spelled out (defaults included) for the checkpoint."""
+    data = config.get('data', {})
+    kind = data.get('degradation', 'cubic')
+    if kind != 'sensor':
+        return {'kind': kind, 'noise_std': data.get('noise_std', 0.0),
+                'hole_fraction': data.get('hole_fraction', 0.0)}
+    from training.data.sensor_degradation import SensorDegradation
+    return {'kind': 'sensor', 'model': 'training.data.sensor_degradation.SensorDegradation',
+            'ranges': SensorDegradation.from_config(data.get('sensor')).to_dict(),
+            'scaling': data.get('scaling'), 'scaling_jitter': data.get('scaling_jitter', 1.0)}
 
 
 def _from_training_state(state_path: Path) -> tuple:
