@@ -111,3 +111,42 @@ def test_training_evaluation_and_node_paths_agree(tmp_path):
     out_valid = hr_valid
     np.testing.assert_allclose(node[out_valid] / 1000, trained[out_valid], atol=1e-3)
     np.testing.assert_allclose(evaluated[out_valid], trained[out_valid], atol=1e-5)
+
+
+def test_a_depth_only_checkpoint_warm_starts_a_mask_aware_net(tmp_path):
+    from training.model import init_dsrnet_from
+    torch.manual_seed(1)
+    old = DSRNet(scale=4, num_channels=6, num_blocks=1, in_channels=1).eval()
+    path = save_checkpoint(tmp_path / 'old.pt', old)
+    new = DSRNet(scale=4, num_channels=6, num_blocks=1, in_channels=2).eval()
+    init_dsrnet_from(new, str(path))
+    depth = torch.rand(1, 1, 8, 10)
+    mask = (torch.rand(1, 1, 8, 10) > 0.3).float()
+    with torch.no_grad():  # the mask's weights start at zero: the new net is the old one
+        torch.testing.assert_close(new(torch.cat([depth, mask], 1)), old(depth))
+    wider = DSRNet(scale=4, num_channels=8, num_blocks=1, in_channels=2)
+    with pytest.raises(ValueError, match='does not fit this DSRNet'):
+        init_dsrnet_from(wider, str(path))
+
+
+def test_range_jitter_widens_the_patch_range_but_keeps_the_net_input_consistent():
+    hr = np.tile(np.linspace(1.0, 2.0, 64, dtype=np.float32), (64, 1))
+    sample = RGBDSample('ramp', hr, np.ones(hr.shape, bool), 'metre')
+    scaling = DepthScaling('range', low_percentile=1.0, high_percentile=99.0)
+    plain = PatchDataset([sample], 4, patch_size=64, patches_per_epoch=4, min_valid_ratio=0,
+                         degradation='sensor', scaling=scaling, in_channels=2)
+    jittered = PatchDataset([sample], 4, patch_size=64, patches_per_epoch=4, min_valid_ratio=0,
+                            degradation='sensor', scaling=scaling, in_channels=2,
+                            scaling_jitter=3.0)
+    spans = []
+    for index in range(4):
+        a, b = plain[index], jittered[index]
+        spans.append(float(np.ptp(b['hr'].numpy())) / float(np.ptp(a['hr'].numpy())))
+        # The same affine map scales the LR input and the HR target.
+        lr_b = b['lr'][0].numpy()
+        np.testing.assert_allclose(np.ptp(lr_b) / np.ptp(a['lr'][0].numpy()), spans[-1],
+                                   rtol=1e-4)
+    assert all(1 / 3 - 1e-6 <= s <= 1 + 1e-6 for s in spans) and min(spans) < 0.95
+    with pytest.raises(ValueError, match='scaling_jitter'):
+        PatchDataset([sample], 4, patch_size=64, patches_per_epoch=1, degradation='sensor',
+                     scaling_jitter=0.5)

@@ -311,7 +311,8 @@ def init_dsrnet_from(model: DSRNet, path: str) -> None:
     state = source.state_dict()
     target = model.state_dict()
     key = 'shallow.0.weight'
-    if state[key].shape[1] == 1 and target[key].shape[1] == 2:
+    if (state[key].shape[1] == 1 and target[key].shape[1] == 2
+            and state[key].shape[0] == target[key].shape[0]):
         weight = torch.zeros_like(target[key])
         weight[:, :1] = state[key]
         state[key] = weight
