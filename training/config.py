@@ -73,7 +73,7 @@ DEFAULTS: Dict[str, Any] = {
     'loss': {'ssim_lambda': 0.2, 'gamma': 0.5, 'rho1': 0.1, 'rho2': 0.1, 'affinity_size': 32,
              'affinity_normalize': False, 'output_gating': 'none', 'structure_kernel': 'spsr',
              'side_weight': 0.0, 'distill': True, 'use_output': True, 'use_affinity': True,
-             'use_spnet': True},
+             'use_spnet': True, 'dsr_l2_weight': 0.0},
 }
 
 #: Every switch by which a run may deviate from the paper: ``key: (paper value, why ours
@@ -86,6 +86,8 @@ PAPER_DEVIATIONS: Dict[str, tuple] = {
     'loss.output_gating': ('none', 'pixel: L_O only where the teacher is closer to the truth; '
                                    'error_ratio: L_O x min(1, e_student / e_teacher)'),
     'loss.side_weight': (0.0, 'GT supervision of the side outputs D^n in both stages'),
+    'loss.dsr_l2_weight': (0.0, 'L_DSR + w * mean squared error: hedges edges it cannot place '
+                                '(RMSE), for the sensor models'),
     'loss.structure_kernel': ('spsr', 'half: central differences / 2 (halves S_gt)'),
     'schedule.role_policy': ('errors', 'dsr_student / alternate instead of "the better net '
                                        'teaches"'),

@@ -234,7 +234,14 @@ class CrossTaskModel:
     def _task_loss(self, which: str, depth: torch.Tensor,
                    batch: Dict[str, torch.Tensor]) -> torch.Tensor:
         if which == 'dsr':
-            return losses.masked_l1(depth, batch['hr'], batch['valid'])
+            l1 = losses.masked_l1(depth, batch['hr'], batch['valid'])
+            weight = self.config['loss'].get('dsr_l2_weight', 0.0)
+            if not weight:
+                return l1
+            # An L2 term makes a misplaced sharp edge cost what it costs in RMSE: the net
+            # hedges where the LR input cannot say where the edge is.
+            squared = (depth - batch['hr']) ** 2 * batch['valid']
+            return l1 + weight * squared.sum() / batch['valid'].sum().clamp_min(1.0)
         return losses.de_loss(depth, batch['hr'], batch['valid'],
                               self.config['loss']['ssim_lambda'])
 
