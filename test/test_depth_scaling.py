@@ -81,10 +81,14 @@ def test_validity_passes_through_and_valid_output_is_positive():
     assert (out_m[expected] > 0).all()
 
 
-def test_training_evaluation_and_node_paths_agree(tmp_path):
+ROBUST_RANGE = DepthScaling('range', low_percentile=1.0, high_percentile=99.0)
+
+
+@pytest.mark.parametrize('scaling', [SENSOR_SCALING, ROBUST_RANGE], ids=['metric', 'range'])
+def test_training_evaluation_and_node_paths_agree(tmp_path, scaling):
     """The same LR frame through a training patch, the harness and the node's resolver."""
     model = _mask_model(seed=3)
-    path = save_checkpoint(tmp_path / 'mask.pt', model, normalization=SENSOR_SCALING.to_dict())
+    path = save_checkpoint(tmp_path / 'mask.pt', model, normalization=scaling.to_dict())
     lr_mm = _frame_mm(16, 16, seed=5)
     lr_m = lr_mm.astype(np.float32) / 1000
     valid = lr_mm > 0
@@ -101,11 +105,12 @@ def test_training_evaluation_and_node_paths_agree(tmp_path):
     sample = RGBDSample('frame', hr.astype(np.float32), hr_valid, 'metre')
     dataset = PatchDataset([sample], 4, patch_size=64, patches_per_epoch=1, min_valid_ratio=0,
                            rotate180=False, degradation='sensor', sensor=identity,
-                           in_channels=2)
+                           scaling=scaling, in_channels=2)
     item = dataset[0]
     np.testing.assert_array_equal(item['lr'][1].numpy(), valid.astype(np.float32))
+    affine = scaling.fit(lr_m[valid], 'm')
     with torch.no_grad():
-        trained = model(item['lr'][None]).numpy()[0, 0] * SENSOR_SCALING.max_value
+        trained = affine.inverse(model(item['lr'][None]).numpy()[0, 0])
     # Evaluation path: the harness's checkpoint method on a metric sample.
     evaluated, _ = checkpoint_method(path).predict(np.where(valid, lr_m, np.nan), sample, 4)
     out_valid = hr_valid
