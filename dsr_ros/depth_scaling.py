@@ -58,6 +58,9 @@ class DepthScaling:
         unit: unit of ``max_value`` (``m`` for metric models, ``disparity_8bit`` for the
             paper's 8-bit disparity / 255); ``any`` for ``range`` mode, which is unit-free.
         low_percentile, high_percentile: the percentiles of ``range`` mode (0-100).
+        min_relative_span: ``range`` mode's span is at least this fraction of the far
+            percentile's magnitude, so a flat frame (a wall) is not stretched until its noise
+            looks like structure.
     """
 
     mode: str = 'range'
@@ -65,6 +68,7 @@ class DepthScaling:
     unit: str = 'any'
     low_percentile: float = 0.0
     high_percentile: float = 100.0
+    min_relative_span: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in SCALING_MODES:
@@ -72,6 +76,9 @@ class DepthScaling:
                              f'got {self.mode!r}')
         if not (math.isfinite(self.max_value) and self.max_value > 0):
             raise ValueError(f'depth scaling max_value must be positive, got {self.max_value!r}')
+        if not 0.0 <= self.min_relative_span <= 10.0:
+            raise ValueError('depth scaling min_relative_span must be in [0, 10], got '
+                             f'{self.min_relative_span!r}')
         if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
             raise ValueError('depth scaling percentiles must satisfy 0 <= low < high <= 100, '
                              f'got {self.low_percentile} and {self.high_percentile}')
@@ -99,7 +106,8 @@ class DepthScaling:
             unit = 'disparity_8bit'
         return cls(mode=mode, max_value=float(data.get('max_value', 1.0)), unit=unit,
                    low_percentile=float(data.get('low_percentile', 0.0)),
-                   high_percentile=float(data.get('high_percentile', 100.0)))
+                   high_percentile=float(data.get('high_percentile', 100.0)),
+                   min_relative_span=float(data.get('min_relative_span', 0.0)))
 
     # ------------------------------------------------------------------ use
     def fit(self, valid_values: np.ndarray, unit: str = 'any') -> Affine:
@@ -117,7 +125,7 @@ class DepthScaling:
         else:
             low, high = (float(v) for v in np.percentile(
                 values, [self.low_percentile, self.high_percentile]))
-        span = high - low
+        span = max(high - low, self.min_relative_span * abs(high))
         if not span > 1e-6 * max(abs(high), 1e-6):
             span = max(abs(high), 1e-6)
         return Affine(low, span)

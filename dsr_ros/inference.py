@@ -223,7 +223,8 @@ class DepthSuperResolver:
         if mode == 'checkpoint':
             return self.scaling
         if mode == 'range':
-            return DepthScaling('range', low_percentile=1.0, high_percentile=99.0)
+            return DepthScaling('range', low_percentile=1.0, high_percentile=99.0,
+                                min_relative_span=0.1)
         if mode == 'minmax':
             return DepthScaling('range')
         return DepthScaling('fixed', max_value=self.max_value, unit='m')

@@ -155,3 +155,14 @@ def test_range_jitter_widens_the_patch_range_but_keeps_the_net_input_consistent(
     with pytest.raises(ValueError, match='scaling_jitter'):
         PatchDataset([sample], 4, patch_size=64, patches_per_epoch=1, degradation='sensor',
                      scaling_jitter=0.5)
+
+
+def test_range_floor_keeps_a_flat_frame_from_being_stretched():
+    wall = np.random.default_rng(0).normal(2.0, 0.002, 5000)  # a wall with 2 mm noise
+    floored = DepthScaling('range', low_percentile=1.0, high_percentile=99.0,
+                           min_relative_span=0.1)
+    assert floored.fit(wall).span == pytest.approx(0.1 * np.percentile(wall, 99), rel=1e-6)
+    assert DepthScaling('range', low_percentile=1.0, high_percentile=99.0).fit(wall).span < 0.02
+    assert DepthScaling.from_dict(floored.to_dict()) == floored
+    with pytest.raises(ValueError, match='min_relative_span'):
+        DepthScaling('range', min_relative_span=-1.0)
