@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from training.data.mcap_crc import add_chunk_crcs
-from training.data.readers import DataError
+from training.data.errors import DataError
 from training.data.sample import RGBDSample
 
 __all__ = ['BagError', 'BagStats', 'BagFrame', 'DEPTH_TOPIC', 'RGB_TOPIC', 'INFO_TOPIC',
