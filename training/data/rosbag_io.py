@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from training.data.mcap_crc import add_chunk_crcs
+from dsr_ros.depth_io import valid_mask
 from training.data.errors import DataError
 from training.data.sample import RGBDSample
 
@@ -169,8 +170,7 @@ def _to_depth(image: np.ndarray, encoding: str, where: str) -> Tuple[np.ndarray,
                               'or 32FC1')
     unit = _DEPTH_ENCODINGS[encoding][1]
     depth = image.astype(np.float32)
-    with np.errstate(invalid='ignore'):
-        valid = np.isfinite(depth) & (depth > 0)
+    valid = valid_mask(depth)
     depth[~valid] = 0.0
     return depth, valid, unit
 
