@@ -51,6 +51,17 @@ def test_round_trip_pixels_stamps_pairing(tmp_path, storage, float_depth):
         assert np.allclose(sample.intrinsics, K)
 
 
+def test_float64_depth_is_written_as_32fc1_metres(tmp_path):
+    """write_bag converts float64 (what numpy arithmetic gives) to 32FC1 before encoding."""
+    metres = np.full((6, 8), 1.25, np.float64)
+    metres[2, 3] = np.nan
+    write_bag(tmp_path / 'bag', [BagFrame(depth=metres)])
+    (sample,), _ = read_bag_samples(tmp_path / 'bag', DEPTH_TOPIC)
+    assert sample.unit == 'metre' and sample.depth.dtype == np.float32
+    assert np.array_equal(sample.valid, np.isfinite(metres))
+    assert np.array_equal(sample.depth[sample.valid], np.full(47, 1.25, np.float32))
+
+
 def test_compressed_rgb_decodes(tmp_path):
     written = frames(2)
     rows, cols = np.mgrid[0:24, 0:32]
