@@ -37,12 +37,10 @@ def require_shared(*parts: str) -> Path:
 
 
 def disparity(height: int, width: int, seed: int = 0, holes: bool = False) -> np.ndarray:
-    """A piecewise-smooth uint8 disparity map (planes with steps), optionally with 0-holes."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:height, 0:width]
-    image = 60 + 0.3 * rows + 0.2 * cols
-    image[height // 4:height // 2, width // 3:2 * width // 3] += 50
-    image += rng.normal(0, 0.5, image.shape)
+    """A random room as uint8 disparity (:func:`training.data.synthetic.room_disparity`),
+    optionally with 0-holes at rows 2-3, cols 5-8."""
+    from training.data.synthetic import room_disparity
+    image = room_disparity(np.random.default_rng(seed), height, width)
     image = np.clip(np.rint(image), 1, 255).astype(np.uint8)
     if holes:
         image[2:4, 5:9] = 0
@@ -166,6 +164,8 @@ def make_folder(root: Path, count: int = 3, height: int = 24, width: int = 32,
                 rgb_size: Optional[tuple] = None, intrinsics: Optional[dict] = None) -> Path:
     """The generic 'folder' layout: depth/ (16-bit mm PNG or float .npy) + rgb/ + JSON."""
     for index in range(count):
+        # A ramp, not a room: the folder tests check exact values (1000 mm at (0, 0)) and that
+        # the (1, 2) hole is the only invalid pixel.
         mm = (1000 + 40 * np.arange(height * width).reshape(height, width) % 1500 + index)
         mm = mm.astype(np.uint16)
         mm[1, 2] = 0
