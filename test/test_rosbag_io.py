@@ -20,6 +20,8 @@ K = np.array([[30.0, 0, 15.5], [0, 31.0, 11.5], [0, 0, 1]])
 
 
 def frames(count: int = 4, float_depth: bool = False, rgb_shape=(24, 32)) -> list:
+    """Distinct exact millimetres per frame and pixel (a ramp, not a room), so the round trip
+    can show that frame i came back with its own values and RGB, one hole at (3, 4)."""
     out = []
     for index in range(count):
         mm = (800 + 7 * np.arange(24 * 32).reshape(24, 32) + index).astype(np.uint16)
