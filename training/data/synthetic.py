@@ -15,13 +15,13 @@ import numpy as np
 from dsr_ros.scene import random_room
 from training.data.sample import RGBDSample
 
-__all__ = ['room_disparity', 'room_samples', 'synthetic_samples']
+__all__ = ['room_samples', 'synthetic_samples']
 
 #: Disparity of each room's nearest point: the far end of the 8-bit scale, as in Middlebury GT.
 NEAREST_DISPARITY = 250.0
 
 
-def room_disparity(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def _room_disparity(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A random room as float32 disparity on the 8-bit scale (nearest point 250, ~ 1 / z).
 
     Disparity is inversely proportional to depth; scaling each room so that its nearest point
@@ -40,7 +40,7 @@ def synthetic_samples(count: int = 4, height: int = 128, width: int = 160, seed:
     rng = np.random.default_rng(seed)
     samples = []
     for index in range(count):
-        depth = room_disparity(rng, height, width)
+        depth = _room_disparity(rng, height, width)
         valid = np.ones((height, width), bool)
         if hole_fraction > 0:
             valid &= rng.random((height, width)) >= hole_fraction
