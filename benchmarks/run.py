@@ -17,6 +17,7 @@ from benchmarks.matmul import with_matmul_ratios
 from benchmarks.model_timing import Case, Settings, measure_models, measure_wrappers
 from benchmarks.node_timing import NodeBench
 from benchmarks.variants import Variant, cpu_has_native_bf16
+from dsr_ros.depth_io import valid_mask
 
 __all__ = ['Options', 'precisions_for', 'run_case']
 
@@ -117,7 +118,7 @@ def _accuracy(case: Case, outputs: Dict[str, np.ndarray], frame: np.ndarray
     reference = outputs.get('fp32')
     if reference is None:
         return []
-    valid = reference > 0
+    valid = valid_mask(reference)
     rows = []
     for precision, output in outputs.items():
         if precision == 'fp32':
@@ -126,7 +127,7 @@ def _accuracy(case: Case, outputs: Dict[str, np.ndarray], frame: np.ndarray
         rows.append({'case': case.key, 'precision': precision, 'reference': 'fp32',
                      'mad_mm': float(diff.mean()), 'p99_mm': float(np.percentile(diff, 99)),
                      'max_mm': float(diff.max()),
-                     'depth_range_mm': [int(frame[frame > 0].min()), int(frame.max())]})
+                     'depth_range_mm': [int(frame[valid_mask(frame)].min()), int(frame.max())]})
     return rows
 
 

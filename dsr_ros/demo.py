@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from dsr_ros.checkpoint import CheckpointError, read_checkpoint
-from dsr_ros.depth_io import to_metres
-from dsr_ros.inference import fill_invalid, valid_mask
+from dsr_ros.depth_io import to_metres, valid_mask
+from dsr_ros.inference import fill_invalid
 from dsr_ros.ros_args import default_params_file, node_command
 from dsr_ros.scene import DepthScene, SceneConfig
 from dsr_ros.weights import DEFAULT_WEIGHTS_NAME, default_weights_path

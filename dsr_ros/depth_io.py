@@ -133,7 +133,7 @@ def convert_depth(depth: np.ndarray, encoding: str) -> np.ndarray:
         metres[depth == 0] = np.nan
         return metres
     with np.errstate(invalid='ignore'):
-        valid = np.isfinite(depth) & (depth > 0) & (depth <= MAX_UINT16_METRES)
+        valid = valid_mask(depth) & (depth <= MAX_UINT16_METRES)
     millimetres = np.zeros(depth.shape, np.uint16)
     millimetres[valid] = np.rint(depth[valid] * 1000.0).astype(np.uint16)
     return millimetres

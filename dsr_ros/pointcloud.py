@@ -12,7 +12,7 @@ from typing import NamedTuple, Sequence, Tuple
 
 import numpy as np
 
-from dsr_ros.depth_io import to_metres
+from dsr_ros.depth_io import to_metres, valid_mask
 
 __all__ = ['CloudLayout', 'FLOAT32_DATATYPE', 'XYZ_FIELDS', 'cloud_layout', 'depth_to_points']
 
@@ -48,8 +48,7 @@ def depth_to_points(depth: np.ndarray, k: Sequence[float]) -> np.ndarray:
     if not (fx > 0 and fy > 0):
         raise ValueError(f'camera matrix has no focal length (fx={fx}, fy={fy}): uncalibrated')
     metres = to_metres(depth)
-    with np.errstate(invalid='ignore'):
-        valid = np.isfinite(metres) & (metres > 0)
+    valid = valid_mask(metres)
     rows, cols = np.nonzero(valid)
     z = metres[rows, cols].astype(np.float64)
     points = np.empty((z.size, 3), np.float32)

@@ -281,11 +281,11 @@ def ros_probe():
 
 # ---------------------------------------------------------------------- test frames
 def make_depth(encoding: str, height: int = 16, width: int = 24, seed: int = 0) -> np.ndarray:
-    """A smooth depth ramp (0.8..2.4 m) with a 2x3 hole at rows 4-5, cols 6-8 and (0, 0)."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:height, 0:width]
-    metres = (0.8 + 1.6 * (rows + cols) / (height + width)
-              + 0.01 * rng.standard_normal((height, width))).astype(np.float32)
+    """A random room (:func:`dsr_ros.scene.random_room`) with a 2x3 hole at rows 4-5, cols 6-8
+    and one at (0, 0): fixed holes, unlike sensor_frame_mm's random blobs, so that even the
+    smallest test frame has some and tests can name where they are."""
+    from dsr_ros.scene import random_room
+    metres = random_room(np.random.default_rng(seed), width, height)
     metres[4:6, 6:9] = np.nan
     metres[0, 0] = np.nan
     if encoding == '32FC1':

@@ -37,7 +37,12 @@ def require_shared(*parts: str) -> Path:
 
 
 def disparity(height: int, width: int, seed: int = 0, holes: bool = False) -> np.ndarray:
-    """A piecewise-smooth uint8 disparity map (planes with steps), optionally with 0-holes."""
+    """A piecewise-smooth uint8 disparity map (planes with steps), optionally with 0-holes.
+
+    Gentle planes, not a random room (training.data.synthetic): test_degradation
+    checks that every kernel keeps the mean within 5 levels, which a room's near floor (its
+    disparity climbing steeply to 250 in the last rows) breaks for nearest sampling.
+    """
     rng = np.random.default_rng(seed)
     rows, cols = np.mgrid[0:height, 0:width]
     image = 60 + 0.3 * rows + 0.2 * cols
@@ -166,6 +171,8 @@ def make_folder(root: Path, count: int = 3, height: int = 24, width: int = 32,
                 rgb_size: Optional[tuple] = None, intrinsics: Optional[dict] = None) -> Path:
     """The generic 'folder' layout: depth/ (16-bit mm PNG or float .npy) + rgb/ + JSON."""
     for index in range(count):
+        # A ramp, not a room: the folder tests check exact values (1000 mm at (0, 0)) and that
+        # the (1, 2) hole is the only invalid pixel.
         mm = (1000 + 40 * np.arange(height * width).reshape(height, width) % 1500 + index)
         mm = mm.astype(np.uint16)
         mm[1, 2] = 0

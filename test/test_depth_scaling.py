@@ -8,6 +8,7 @@ from dsr_ros.checkpoint import save_checkpoint
 from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
 from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.networks import DSRNet
+from dsr_ros.scene import sensor_frame_mm
 from training.data.patches import PatchDataset
 from training.data.sample import RGBDSample
 from training.data.sensor_degradation import SensorDegradation
@@ -20,8 +21,9 @@ def _mask_model(seed=0, scale=4):
 
 
 def _frame_mm(height=16, width=20, seed=0):
-    rng = np.random.default_rng(seed)
-    frame = rng.integers(800, 3500, (height, width)).astype(np.uint16)
+    """A room as a camera delivers it, plus holes at fixed places (frames this small may
+    get none from sensor_frame_mm's blobs)."""
+    frame = sensor_frame_mm(width, height, seed)
     frame[3:6, 4:9] = 0
     frame[10, 15] = 0
     return frame

@@ -26,6 +26,8 @@ def _net(identity: bool = False, **kwargs) -> DSRNet:
 
 
 def _ramp(height: int = 13, width: int = 17, seed: int = 0) -> np.ndarray:
+    """A noisy ramp rising from 1 m, not a random room: the max_depth and fixed-scaling tests
+    need its known range (pixels on both sides of 1.5 m, all below max_value 4 m)."""
     rows, cols = np.mgrid[0:height, 0:width]
     noise = 0.01 * np.random.default_rng(seed).standard_normal((height, width))
     return (1.0 + 0.03 * cols + 0.02 * rows + noise).astype(np.float32)

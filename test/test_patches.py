@@ -9,18 +9,17 @@ import torch
 from training.data.degradation import degrade
 from training.data.patches import PatchDataset, normalization_range
 from training.data.sample import RGBDSample
+from training.data.synthetic import synthetic_samples
 
 
 def sample(name='s', height=64, width=96, holes=None, rgb=True, seed=0) -> RGBDSample:
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0:height, 0:width]
-    depth = (50 + rows + 0.5 * cols + rng.integers(0, 3, (height, width))).astype(np.float32)
-    valid = np.ones_like(depth, bool)
+    """A synthetic room (8-bit disparity + RGB) named ``name``, with ``holes`` set to 0."""
+    room = synthetic_samples(1, height, width, seed=seed, with_rgb=rgb)[0]
+    depth, valid = room.depth, room.valid
     if holes is not None:
         valid[holes] = False
         depth[holes] = 0
-    image = rng.integers(0, 256, (height, width, 3), np.uint8) if rgb else None
-    return RGBDSample(name, depth, valid, 'disparity_8bit', rgb=image)
+    return RGBDSample(name, depth, valid, 'disparity_8bit', rgb=room.rgb)
 
 
 def items_equal(a, b) -> bool:

@@ -20,6 +20,8 @@ K = np.array([[30.0, 0, 15.5], [0, 31.0, 11.5], [0, 0, 1]])
 
 
 def frames(count: int = 4, float_depth: bool = False, rgb_shape=(24, 32)) -> list:
+    """Distinct exact millimetres per frame and pixel (a ramp, not a room), so the round trip
+    can show that frame i came back with its own values and RGB, one hole at (3, 4)."""
     out = []
     for index in range(count):
         mm = (800 + 7 * np.arange(24 * 32).reshape(24, 32) + index).astype(np.uint16)
@@ -49,6 +51,17 @@ def test_round_trip_pixels_stamps_pairing(tmp_path, storage, float_depth):
         assert np.array_equal(sample.depth[sample.valid], frame.depth[expected_valid])
         assert np.array_equal(sample.rgb, frame.rgb)  # pairing kept frame i with RGB i
         assert np.allclose(sample.intrinsics, K)
+
+
+def test_float64_depth_is_written_as_32fc1_metres(tmp_path):
+    """write_bag converts float64 (what numpy arithmetic gives) to 32FC1 before encoding."""
+    metres = np.full((6, 8), 1.25, np.float64)
+    metres[2, 3] = np.nan
+    write_bag(tmp_path / 'bag', [BagFrame(depth=metres)])
+    (sample,), _ = read_bag_samples(tmp_path / 'bag', DEPTH_TOPIC)
+    assert sample.unit == 'metre' and sample.depth.dtype == np.float32
+    assert np.array_equal(sample.valid, np.isfinite(metres))
+    assert np.array_equal(sample.depth[sample.valid], np.full(47, 1.25, np.float32))
 
 
 def test_compressed_rgb_decodes(tmp_path):

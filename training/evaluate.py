@@ -155,6 +155,8 @@ def _resolver_method(resolver: Any, label: str, info: Dict[str, Any]) -> Method:
     info = dict(info, normalization=scaling.to_dict())
 
     def predict(lr: np.ndarray, sample: RGBDSample, scale: int) -> Tuple[np.ndarray, float]:
+        # Not valid_mask for relative depth: lu_rgbd6 maps each image's nearest point to 0,
+        # a measurement there, not a hole (see training.data.readers.lu).
         valid = valid_mask(lr) if sample.unit != 'relative' else np.isfinite(lr)
         if not valid.any():
             raise ValueError('LR input has no valid pixel')

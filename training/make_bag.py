@@ -3,13 +3,13 @@
 ``python -m training.make_bag --input FOLDER --out BAG [--storage sqlite3|mcap] [--rate HZ]
 [--compressed-rgb]``
 
-The folder has the layout of the ``folder`` reader (:func:`training.data.readers._list_folder`):
-``depth/`` with 16-bit millimetre PNGs (written as ``16UC1``) or float metre .npy/.tiff
-(written as ``32FC1``, NaN where invalid), optional ``rgb/`` or ``color/`` matched by file stem,
-and optional intrinsics JSON; the Open3D RGB-D test data (``color/ + depth/ +
-camera_primesense.json``) is such a folder. Topics: ``/depth/image_raw``,
-``/color/image_raw`` (``rgb8``) or ``/color/image_raw/compressed`` (JPEG), and
-``/depth/camera_info``, all sharing one header stamp per frame, ``1 / rate`` seconds apart.
+The folder has the layout of the ``folder`` reader
+(:func:`training.data.readers.folder.list_folder`): ``depth/`` with 16-bit millimetre PNGs
+(written as ``16UC1``) or float metre .npy/.tiff (written as ``32FC1``, NaN where invalid),
+optional ``rgb/`` or ``color/`` matched by file stem, and optional intrinsics JSON; the Open3D
+RGB-D test data (``color/ + depth/ + camera_primesense.json``) is such a folder. Topics:
+``/depth/image_raw``, ``/color/image_raw`` (``rgb8``) or ``/color/image_raw/compressed`` (JPEG),
+and ``/depth/camera_info``, all sharing one header stamp per frame, ``1 / rate`` seconds apart.
 """
 
 from __future__ import annotations

@@ -27,12 +27,13 @@ from typing import Any, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from dsr_ros.depth_io import encode_depth, valid_mask
+from training.data.errors import DataError
 from training.data.mcap_crc import add_chunk_crcs
-from training.data.readers import DataError
 from training.data.sample import RGBDSample
 
 __all__ = ['BagError', 'BagStats', 'BagFrame', 'DEPTH_TOPIC', 'RGB_TOPIC', 'INFO_TOPIC',
-           'decode_image', 'decode_compressed', 'encode_depth', 'iter_bag_samples',
+           'decode_image', 'decode_compressed', 'iter_bag_samples',
            'read_bag_samples', 'bag_topics', 'write_bag', 'typestore']
 
 LOGGER = logging.getLogger(__name__)
@@ -169,8 +170,7 @@ def _to_depth(image: np.ndarray, encoding: str, where: str) -> Tuple[np.ndarray,
                               'or 32FC1')
     unit = _DEPTH_ENCODINGS[encoding][1]
     depth = image.astype(np.float32)
-    with np.errstate(invalid='ignore'):
-        valid = np.isfinite(depth) & (depth > 0)
+    valid = valid_mask(depth)
     depth[~valid] = 0.0
     return depth, valid, unit
 
@@ -481,15 +481,6 @@ class _DecodeContext:
 
 
 # ---------------------------------------------------------------------------- writing
-def encode_depth(depth: np.ndarray) -> Tuple[str, bytes, int]:
-    """``(encoding, data, step)`` of a depth array: uint16 -> 16UC1 (mm), float -> 32FC1 (m)."""
-    if depth.dtype == np.uint16:
-        return '16UC1', np.ascontiguousarray(depth, '<u2').tobytes(), depth.shape[1] * 2
-    if depth.dtype.kind == 'f':
-        return '32FC1', np.ascontiguousarray(depth, '<f4').tobytes(), depth.shape[1] * 4
-    raise ValueError(f'depth must be uint16 millimetres or float metres, got {depth.dtype}')
-
-
 def write_bag(path: Path, frames: Sequence[BagFrame], storage: str = 'sqlite3',
               rate: float = 10.0, compressed_rgb: bool = False, start: float = 1.7e9,
               frame_id: str = 'camera_depth_optical_frame', version: int = 8) -> Dict[str, int]:
@@ -529,7 +520,10 @@ def write_bag(path: Path, frames: Sequence[BagFrame], storage: str = 'sqlite3',
             header, time_ns = _header(types, stamp, frame_id)
             if frame.depth is not None:
                 height, width = frame.depth.shape
-                encoding, data, step = encode_depth(frame.depth)
+                # Any float depth is metres: 32FC1 holds it as float32 (uint16 stays mm).
+                depth = (frame.depth.astype(np.float32) if frame.depth.dtype.kind == 'f'
+                         else frame.depth)
+                encoding, step, data = encode_depth(depth)
                 msg = types[IMAGE](header=header, height=height, width=width,
                                    encoding=encoding, is_bigendian=0, step=step,
                                    data=np.frombuffer(data, np.uint8))
