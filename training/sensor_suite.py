@@ -92,7 +92,7 @@ class SuiteConfig:
 # ---------------------------------------------------------------------------- data
 def _disparity_to_metres(disparity: np.ndarray) -> np.ndarray:
     out = np.full(disparity.shape, np.nan, np.float32)
-    valid = disparity > 0
+    valid = valid_mask(disparity)
     out[valid] = MIDDLEBURY_FB / (disparity[valid] + MIDDLEBURY_DOFF)
     return out
 

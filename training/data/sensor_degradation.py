@@ -38,6 +38,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import cv2
 import numpy as np
 
+from dsr_ros.depth_io import valid_mask
 from training.data.degradation import degrade
 
 __all__ = ['DOWNSAMPLING', 'NOISE', 'QUANTIZATION', 'Degraded', 'SensorDegradation',
@@ -165,7 +166,7 @@ class SensorDegradation:
         quant = _choice(rng, self.quantization)
         info['quantization'] = quant
         lr = quantize(lr, quant, valid)
-        valid = valid & np.isfinite(lr) & (lr > 0)
+        valid = valid & valid_mask(lr)
         holes = self._holes(lr, valid, rng, info)
         if (valid & ~holes).mean() >= 0.3:
             valid = valid & ~holes
