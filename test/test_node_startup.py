@@ -16,7 +16,7 @@ import torch
 from conftest import CONFIG, REPO
 
 from dsr_ros.ros_args import node_command
-from dsr_ros.weights import default_weights_path
+from dsr_ros.weights import shipped_models
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / 'dsr_node'
 
@@ -52,14 +52,31 @@ def test_garbage_weights_file_through_the_console_script(tmp_path):
     _assert_one_error_line(result, 'cannot use checkpoint', 'not a readable torch checkpoint')
 
 
-@pytest.mark.skipif(default_weights_path() is not None,
-                    reason='a default model is shipped, so an empty weights_path is valid')
-def test_no_weights_and_no_shipped_model():
-    result = _run_node({'weights_path': ''})
-    _assert_one_error_line(result, 'no model', 'weights_path')
+def test_no_weights_and_no_shipped_model_for_the_scale():
+    result = _run_node({'weights_path': '', 'scale': 16, 'device': 'cpu'})
+    _assert_one_error_line(result, 'no model', 'for x16', 'weights_path')
+
+
+def test_an_unshipped_rung_is_refused_with_what_is_shipped():
+    result = _run_node({'weights_path': '', 'model': 'paper', 'device': 'cpu'})
+    _assert_one_error_line(result, 'no shipped paper model for x4', 'shipped:')
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')
 def test_cuda_requested_without_cuda(tiny_checkpoint):
     result = _run_node({'weights_path': str(tiny_checkpoint), 'device': 'cuda:1'})
     _assert_one_error_line(result, 'CUDA is not available')
+
+
+@pytest.mark.skipif(len(shipped_models().get(4, {})) < 2,
+                    reason='model auto needs two shipped x4 rungs to choose between')
+def test_model_auto_times_the_rungs_and_logs_its_choice(tmp_path, node_processes):
+    """Nothing keeps up with 1 kHz: auto takes the fastest rung and says it is too slow."""
+    from conftest import start_node
+    node = start_node(tmp_path / 'node.log', parameters={
+        'weights_path': '', 'model': 'auto', 'expected_rate_hz': 1000.0, 'device': 'cpu',
+        'precision': 'fp32', 'expected_input_width': 40, 'expected_input_height': 30})
+    node_processes.append(node)
+    node.wait_for_log('model auto: tiny', timeout=120)
+    log = node.log()
+    assert 'too slow for 1000 Hz' in log and 'lite' in log and 'at 40x30 input' in log
