@@ -10,7 +10,7 @@ mask every method shares).
 
 Data (metric ground truth; never trained on by the sensor configs):
 
-* ``middlebury``: Middlebury 2005 GT (6 scenes, full size), disparity -> metres with
+* ``middlebury``: Middlebury 2005 GT (6 scenes, centre 480 x 640), disparity -> metres with
   ``z = fB / (d + d_off)``, fB = 3740 px x 0.16 m, d_off = 200 px (about Middlebury 2005's
   full-size camera: 1.3-2.7 m);
 * ``nyuv2``: the three NYUv2 test samples (metres);
@@ -80,12 +80,16 @@ class Frame:
 
 @dataclass(frozen=True)
 class SuiteConfig:
-    """What to run: ``quick`` crops every frame to ``quick_size`` and keeps one per data set."""
+    """What to run: ``quick`` crops every frame to ``quick_size`` and keeps one per data set;
+    otherwise frames larger than a camera (``max_height`` x ``max_width``, 480 x 640) are
+    centre-cropped to it, so Middlebury's 1.4-megapixel scenes cost what a camera frame costs."""
 
     scale: int = 4
     families: Tuple[str, ...] = FAMILIES
     quick: bool = False
     quick_size: int = 96
+    max_height: int = 480
+    max_width: int = 640
     seed: int = 0
 
 
@@ -290,10 +294,12 @@ def temporal_flicker(errors: List[np.ndarray], masks: List[np.ndarray]) -> float
 
 
 # ---------------------------------------------------------------------------- the suite
-def _crop(depth: np.ndarray, size: int) -> np.ndarray:
-    height, width = depth.shape
-    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
-    return depth[top:top + size, left:left + size]
+def _crop(depth: np.ndarray, size: int, width: Optional[int] = None) -> np.ndarray:
+    """The centre ``size`` x ``width`` (square when ``width`` is None) of a frame."""
+    width = size if width is None else width
+    rows, cols = depth.shape
+    top, left = max(0, (rows - size) // 2), max(0, (cols - width) // 2)
+    return depth[top:top + size, left:left + width]
 
 
 def _run_methods(resolver: DepthSuperResolver, lr: np.ndarray, scale: int
@@ -323,16 +329,23 @@ def evaluate_suite(resolver: DepthSuperResolver, frames: Sequence[Frame],
     start = time.perf_counter()
     for frame, family in tqdm(jobs, desc='sensor suite', unit='image', disable=not progress,
                               leave=False):
-        gt = _crop(frame.depth, config.quick_size) if config.quick else frame.depth
+        gt = (_crop(frame.depth, config.quick_size) if config.quick
+              else _crop(frame.depth, config.max_height, config.max_width))
         rng = np.random.default_rng([config.seed, FAMILIES.index(family)
                                      if family in FAMILIES else 99, len(frame.name),
                                      sum(map(ord, frame.name))])
         if family == 'real':
             lr = decimate_real(gt, scale)
         elif family == 'ferstl':
-            lr = frame.lr_given[scale]
-            if config.quick:
-                lr = _crop(lr, config.quick_size // scale)
+            # Crop the given LR input and take the GT window that lies exactly under it.
+            lr_full = frame.lr_given[scale]
+            rows, cols = ((config.quick_size // scale,) * 2 if config.quick
+                          else (config.max_height // scale, config.max_width // scale))
+            top = max(0, (lr_full.shape[0] - rows) // 2)
+            left = max(0, (lr_full.shape[1] - cols) // 2)
+            lr = lr_full[top:top + rows, left:left + cols]
+            gt = frame.depth[top * scale:(top + lr.shape[0]) * scale,
+                             left * scale:(left + lr.shape[1]) * scale]
         else:
             lr, clean = degrade_frame(gt, family, scale, rng, with_clean=True)
         outputs = _run_methods(resolver, lr, scale)
