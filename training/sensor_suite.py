@@ -339,11 +339,11 @@ def evaluate_suite(resolver: DepthSuperResolver, frames: Sequence[Frame],
         elif family == 'ferstl':
             # Crop the given LR input and take the GT window that lies exactly under it.
             lr_full = frame.lr_given[scale]
-            rows, cols = ((config.quick_size // scale,) * 2 if config.quick
-                          else (config.max_height // scale, config.max_width // scale))
-            top = max(0, (lr_full.shape[0] - rows) // 2)
-            left = max(0, (lr_full.shape[1] - cols) // 2)
-            lr = lr_full[top:top + rows, left:left + cols]
+            lr_rows, lr_cols = ((config.quick_size // scale,) * 2 if config.quick
+                                else (config.max_height // scale, config.max_width // scale))
+            top = max(0, (lr_full.shape[0] - lr_rows) // 2)
+            left = max(0, (lr_full.shape[1] - lr_cols) // 2)
+            lr = lr_full[top:top + lr_rows, left:left + lr_cols]
             gt = frame.depth[top * scale:(top + lr.shape[0]) * scale,
                              left * scale:(left + lr.shape[1]) * scale]
         else:
