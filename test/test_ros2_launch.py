@@ -181,3 +181,47 @@ def test_readme_launch_command(workspace, ros_probe, command, tmp_path):
             and child.status() != psutil.STATUS_ZOMBIE]
     assert not left, (left, text[-2000:])
     assert 'Traceback' not in text, text[-3000:]
+
+
+def test_ctrl_c_under_ros2_launch_mid_frame_stops_the_node_within_2_s(
+        workspace, ros_probe, tmp_path):
+    """Issue 11 under the real launch: Ctrl-C while a 640x480 frame is being super-resolved."""
+    from sensor_msgs.msg import Image
+    psutil = pytest.importorskip('psutil')
+    from dsr_ros.scene import sensor_frame_mm
+    from dsr_ros.weights import shipped_weights
+    root, env = workspace
+    namespace = f'stop_{next(_stamps)}'
+    command = (f'ros2 launch dsr_ros dsr.launch.py namespace:={namespace} device:=cpu '
+               f'weights_path:={shipped_weights("lite", 4)}')
+    log = open(tmp_path / 'launch.log', 'wb')
+    process = subprocess.Popen(['bash', '-c', f'. install/setup.sh && {command}'], cwd=root,
+                               env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        publisher = ros_probe.publisher(Image, f'/{namespace}/depth/image_raw', reliable=True,
+                                        depth=1)
+        wait_until(lambda: publisher.get_subscription_count() or process.poll() is not None,
+                   what='the launched node')
+        node = [c for c in _descendants(process.pid) if 'dsr_node' in ' '.join(c.cmdline())]
+        assert node, (tmp_path / 'launch.log').read_text()
+        matched = f'subscribing to /{namespace}/depth/image_raw reliable'.encode()
+        wait_until(lambda: matched in (tmp_path / 'launch.log').read_bytes(),
+                   what='input_reliability auto to match the reliable publisher')
+        publisher.publish(image_msg(sensor_frame_mm(640, 480, seed=3), header(next(_stamps))))
+        import time
+        time.sleep(3.0)  # the lite model needs far longer than this for 640x480 on a CPU
+        start = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        psutil.wait_procs(node, timeout=10)
+        node_exit_s = time.monotonic() - start
+        code = process.wait(20)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        log.close()
+    text = (tmp_path / 'launch.log').read_text(errors='replace')
+    assert code == 0, text[-3000:]
+    assert node_exit_s < 2.0, (node_exit_s, text[-2000:])
+    assert 'terminate called' not in text and 'Traceback' not in text, text[-3000:]
