@@ -392,6 +392,7 @@ class DepthSuperResolutionNode(Node):
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._inputs: Dict[str, Any] = {}
         self._input_reliability: Dict[str, str] = {}
+        self._pinned_inputs: set = set()
         self._subscribe_inputs(sub_events, overrides)
         self.create_timer(self._param('diagnostics_period'), self._publish_diagnostics)
         if self._param('input_reliability') == 'auto':
@@ -406,12 +407,18 @@ class DepthSuperResolutionNode(Node):
         do: reliable when every publisher found in the graph is reliable (a best-effort
         subscription drops fragments of large frames under load, and lost frames never reach
         the node, so they cannot even be counted), best effort otherwise or when there is none.
+
+        Standard QoS overrides are read when a subscription is first created; a user override
+        of an input's reliability pins it (auto leaves that input alone). Re-created
+        subscriptions take no overrides: rclpy would re-apply the first creation's value.
         """
         wanted = self._param('input_reliability')
         for topic, msg_type, callback, depth in (
                 ('depth/image_raw', Image, self._on_image, 5),
                 ('depth/camera_info', CameraInfo, self._on_info, PAIRING_CAPACITY)):
             current = self._inputs.get(topic)
+            if topic in self._pinned_inputs:
+                continue
             reliability = wanted
             if wanted == 'auto':
                 name = current.topic_name if current is not None else self.resolve_topic_name(
@@ -424,10 +431,18 @@ class DepthSuperResolutionNode(Node):
             qos = QoSProfile(depth=depth, reliability=(
                 ReliabilityPolicy.RELIABLE if reliability == 'reliable'
                 else qos_profile_sensor_data.reliability))
+            requested = qos.reliability
             self._inputs[topic] = self.create_subscription(
                 msg_type, topic, callback, qos, event_callbacks=sub_events,
-                qos_overriding_options=overrides)
+                **({'qos_overriding_options': overrides} if current is None else {}))
             self._input_reliability[topic] = reliability
+            if wanted == 'auto' and current is None and qos.reliability != requested:
+                # rclpy wrote a user's qos_overrides value into ``qos``: it wins over auto.
+                self._pinned_inputs.add(topic)
+                self.get_logger().info(
+                    f'input_reliability auto: {self._inputs[topic].topic_name} pinned to '
+                    f'{qos.reliability.name.lower()} by its qos_overrides parameter')
+                continue
             if wanted == 'auto':
                 self.get_logger().info(
                     f'input_reliability auto: subscribing to {self._inputs[topic].topic_name} '
@@ -688,10 +703,10 @@ def main(args: Optional[List[str]] = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        stuck = node is not None and not node.stop_worker()
         # Ctrl-C under `ros2 launch` signals the node twice (the terminal's SIGINT to the
         # process group, then launch's own): the second must not interrupt the clean-up.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stuck = node is not None and not node.stop_worker()
         if node is not None and not stuck:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -77,10 +77,11 @@ def test_quick_run_without_node_reports_every_stage(tmp_path, tiny_checkpoint):
 
 
 def test_compile_and_onnxruntime_options_are_measured(tmp_path):
-    # No --weights: random weights of the ladder configs; mask-aware (2-channel) nets.
+    # No --weights: the shipped rungs, random weights of the ladder configs where none is
+    # shipped (x4 ships tiny and lite); every net's origin is in the notes.
     report, _ = run_benchmark(tmp_path, '--no-node', '--compile', '--onnxruntime',
                               '--precisions', 'fp32', '--sizes', '8x8', timeout=600)
-    assert [n for n in report['notes'] if 'RANDOM weights' in n]
+    assert [n for n in report['notes'] if 'shipped dsrnet_sensor_' in n or 'RANDOM weights' in n]
     first = report['cases'][0]
     rows = {row['option']: row for row in report['ratios'] if row['case'] == first}
     assert rows['torch.compile (freezing)']['compile_s'] > 0
