@@ -168,3 +168,19 @@ def test_range_floor_keeps_a_flat_frame_from_being_stretched():
     assert DepthScaling.from_dict(floored.to_dict()) == floored
     with pytest.raises(ValueError, match='min_relative_span'):
         DepthScaling('range', min_relative_span=-1.0)
+
+
+def test_a_checkpoint_of_another_scale_starts_only_the_scale_independent_layers(tmp_path):
+    from training.model import init_dsrnet_from
+    torch.manual_seed(2)
+    x4 = DSRNet(scale=4, num_channels=6, num_blocks=1, in_channels=2)
+    path = save_checkpoint(tmp_path / 'x4.pt', x4)
+    x2 = DSRNet(scale=2, num_channels=6, num_blocks=1, in_channels=2)
+    before = {k: v.clone() for k, v in x2.state_dict().items()}
+    init_dsrnet_from(x2, str(path))
+    after = x2.state_dict()
+    for key, value in after.items():
+        if key.startswith(('shallow.', 'reconstruction.')):
+            torch.testing.assert_close(value, x4.state_dict()[key])
+        else:
+            torch.testing.assert_close(value, before[key])

@@ -311,12 +311,20 @@ def init_dsrnet_from(model: DSRNet, path: str) -> None:
 
     A depth-only (1-channel) checkpoint can start a mask-aware (2-channel) net: the first
     convolution's mask weights start at zero, so the new net begins as exactly the old one and
-    learns what the mask is worth. Any other shape difference is refused.
+    learns what the mask is worth. A checkpoint of another scale starts only the shallow and
+    reconstruction blocks. Any other shape difference is refused.
     """
     from dsr_ros.checkpoint import load_checkpoint
     source, _ = load_checkpoint(path)
     state = source.state_dict()
     target = model.state_dict()
+    if source.scale != model.scale:
+        # Another scale: only the scale-independent layers (the LR shallow block and the HR
+        # reconstruction) carry over; the projections' kernels differ per scale and start anew.
+        state = {key: value for key, value in state.items()
+                 if key.startswith(('shallow.', 'reconstruction.'))}
+        target.update(state)
+        state = target
     key = 'shallow.0.weight'
     if (state[key].shape[1] == 1 and target[key].shape[1] == 2
             and state[key].shape[0] == target[key].shape[0]):
