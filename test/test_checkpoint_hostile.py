@@ -170,6 +170,18 @@ def test_saved_files_get_the_umask_mode(tmp_path, umask, mode):
     assert path.stat().st_mode & 0o777 == mode
 
 
+def test_training_history_gets_the_umask_mode(tmp_path):
+    from training.run_log import RunLog
+    old = os.umask(0o022)
+    try:
+        log = RunLog(tmp_path / 'run')
+        log.write({'epoch': 1, 'l_dsr': 0.5})
+        log.close()
+    finally:
+        os.umask(old)
+    assert (tmp_path / 'run' / 'history.csv').stat().st_mode & 0o777 == 0o644
+
+
 def test_temporaries_of_dead_writers_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
                           capture_output=True, text=True, check=True)

@@ -13,9 +13,10 @@ import io
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from dsr_ros.atomic_io import atomic_write_text
 
 __all__ = ['RunLog', 'NEGLIGIBLE_SHARE', 'negligible_terms']
 
@@ -44,7 +45,7 @@ class RunLog:
                 header = list(reader.fieldnames or [])
                 rows = [r for r in reader if int(r['epoch']) < row['epoch']]
             fields = header + [f for f in row if f not in header]
-        _atomic_write_text(path, _csv_text(rows + [row], fields))
+        atomic_write_text(path, _csv_text(rows + [row], fields))
         writer = self._tensorboard()
         if writer is not None:
             for key, value in row.items():
@@ -72,13 +73,6 @@ def negligible_terms(row: Dict[str, Any]) -> Dict[str, float]:
     """The teaching terms of an epoch row whose share of the task loss is negligible."""
     return {key: row[key] for key in _TEACHING_TERMS
             if key in row and row[key] < NEGLIGIBLE_SHARE}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-    with os.fdopen(handle, 'w') as stream:
-        stream.write(text)
-    os.replace(tmp, path)
 
 
 def _csv_text(rows: List[Dict[str, Any]], fields: List[str]) -> str:
