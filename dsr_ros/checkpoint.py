@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import re
 from pathlib import Path
@@ -275,7 +274,3 @@ def _plain(value: Any) -> Any:
     if hasattr(value, 'item'):  # numpy and torch scalars
         return _plain(value.item())
     return str(value)
-
-
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0

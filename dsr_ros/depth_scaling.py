@@ -110,12 +110,16 @@ class DepthScaling:
                    min_relative_span=float(data.get('min_relative_span', 0.0)))
 
     # ------------------------------------------------------------------ use
+    def accepts(self, unit: str) -> bool:
+        """Whether depth in ``unit`` can be scaled: ``range`` takes any unit, ``fixed`` its own."""
+        return self.mode == 'range' or 'any' in (self.unit, unit) or self.unit == unit
+
     def fit(self, valid_values: np.ndarray, unit: str = 'any') -> Affine:
         """The affine map for one frame, from its valid values (in ``unit``)."""
+        if not self.accepts(unit):
+            raise ValueError(f'this scaling divides {self.unit} by {self.max_value}; '
+                             f'it cannot scale depth in {unit}')
         if self.mode == 'fixed':
-            if self.unit not in ('any', unit) and unit != 'any':
-                raise ValueError(f'this scaling divides {self.unit} by {self.max_value}; '
-                                 f'it cannot scale depth in {unit}')
             return Affine(0.0, self.max_value)
         values = np.asarray(valid_values, dtype=np.float64).ravel()
         if values.size == 0:

@@ -142,8 +142,8 @@ class DepthSuperResolver:
         if not (math.isfinite(max_value) and max_value > 0):
             raise ValueError(f'max_value must be positive, got {max_value!r}')
         self.device = resolve_device(device)
+        #: How the net was trained to see depth (the checkpoint's ``normalization``).
         self.scaling = DepthScaling.from_dict(normalization)
-        self.normalization = self.scaling.to_dict()
         self.input_normalization = input_normalization
         self.max_value = float(max_value)
         self.tile_size = int(tile_size)

@@ -323,7 +323,10 @@ class DepthSuperResolutionNode(Node):
                     tile_size=settings.tile_size, tile_overlap=settings.tile_overlap,
                     channels_last=self._param('channels_last'),
                     max_memory_mb=settings.max_memory_mb, stop_event=self._stop)
-                resolver.input_scaling().fit(np.ones(1, np.float32), 'm')
+                if not resolver.input_scaling().accepts('m'):
+                    raise ValueError(f'its scaling ({resolver.input_scaling().describe()}) '
+                                     'cannot take depth in metres; set normalization to '
+                                     'range, minmax or fixed')
             except CheckpointError as error:
                 raise StartupError(str(error)) from error
             except (RuntimeError, ValueError) as error:

@@ -19,10 +19,11 @@ Protocol (see /work/shared/docs/method.md, "Evaluation protocol"):
 - ``--round-uint8`` rounds every method's output to uint8 before the errors on 8-bit data
   (as a MATLAB harness storing uint8 images would); ``_meta.sr_rounding`` and the printed
   report say which was used.
-- a checkpoint runs through :class:`dsr_ros.inference.DepthSuperResolver.run_normalized` on the
-  hole-filled LR input, normalised ``fixed`` (divide by the checkpoint's ``max_value``) when the
-  checkpoint was trained ``fixed`` on the set's unit, otherwise min-max of the LR input's valid
-  pixels; the output is mapped back to the unit. Its scale decides the one column it fills.
+- a checkpoint runs on the LR input prepared by :func:`dsr_ros.inference.prepare_net_input`
+  (the node's path: holes filled, mask channel for mask-aware nets) with the checkpoint's own
+  scaling when it accepts the set's unit, otherwise the min-max of the LR input's valid pixels
+  (e.g. a metric model on 8-bit disparity); the output is mapped back to the unit. Its scale
+  decides the one column it fills.
 
 Outputs in ``--out``: ``results.json`` (``{method: {scene: {scale: {mad, rmse, forward_s}}}}``
 plus ``errors`` and ``_meta``), ``results.csv``, ``table.md``, ``maps/<method>/<scene>_x<s>.png``
@@ -132,7 +133,7 @@ def evaluate_model_method(model: Any, normalization: Dict[str, Any], label: str,
     if device is None:
         device = str(next(model.parameters()).device)
     resolver = DepthSuperResolver(model, normalization, device=device, tile_size=tile_size,
-                                  input_normalization='minmax', channels_last=False)
+                                  channels_last=False)
     return _resolver_method(resolver, label, dict(normalization))
 
 
@@ -140,9 +141,8 @@ def checkpoint_method(path: PathLike, label: Optional[str] = None, device: str =
                       tile_size: int = 0) -> Method:
     """A :class:`Method` for a DSRNet checkpoint file (its scale is the only one it fills)."""
     from dsr_ros.inference import DepthSuperResolver
-    resolver = DepthSuperResolver.from_checkpoint(path, device=device, tile_size=tile_size,
-                                                  input_normalization='minmax')
-    info = {'path': os.fspath(path), 'normalization': resolver.normalization,
+    resolver = DepthSuperResolver.from_checkpoint(path, device=device, tile_size=tile_size)
+    info = {'path': os.fspath(path), 'normalization': resolver.scaling.to_dict(),
             'arch': resolver.metadata.get('arch'), 'scale': resolver.scale}
     return _resolver_method(resolver, label or Path(path).stem, info)
 
@@ -161,12 +161,9 @@ def _resolver_method(resolver: Any, label: str, info: Dict[str, Any]) -> Method:
         if not valid.any():
             raise ValueError('LR input has no valid pixel')
         unit = {'metre': 'm'}.get(sample.unit, sample.unit)
-        try:
-            net_in, affine = prepare_net_input(lr, valid, scaling, resolver.in_channels, unit)
-        except ValueError:
-            # A metric model on disparity or relative depth: the LR input's own min-max range.
-            net_in, affine = prepare_net_input(lr, valid, DepthScaling('range'),
-                                               resolver.in_channels)
+        # A metric model on disparity or relative depth: the LR input's own min-max range.
+        used = scaling if scaling.accepts(unit) else DepthScaling('range')
+        net_in, affine = prepare_net_input(lr, valid, used, resolver.in_channels, unit)
         start = time.perf_counter()
         out = resolver.run_prepared(net_in)
         seconds = time.perf_counter() - start
