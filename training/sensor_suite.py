@@ -265,14 +265,18 @@ def score(outputs: Dict[str, np.ndarray], gt: np.ndarray, lr: np.ndarray, scale:
 
 
 def near_hole_ratio(resolver: DepthSuperResolver, gt: np.ndarray, lr_holes: np.ndarray,
-                    lr_clean: np.ndarray, scale: int, radius: int = 4) -> Dict[str, float]:
+                    lr_clean: np.ndarray, scale: int, radius: int = 4,
+                    with_holes: Optional[np.ndarray] = None) -> Dict[str, float]:
     """SR error within ``radius`` HR px of punched holes, relative to the same pixels when the
     same LR frame has no such holes (``lr_clean``).
 
     Issue 8's criterion: holes may not spoil their valid neighbours by more than 10 %.
+    ``with_holes``: the SR output of ``lr_holes`` when the caller has it already.
     """
     holes = ~valid_mask(lr_holes) & valid_mask(lr_clean)
-    with_holes, without = resolver.run(lr_holes), resolver.run(lr_clean)
+    if with_holes is None:
+        with_holes = resolver.run(lr_holes)
+    without = resolver.run(lr_clean)
     height, width = with_holes.shape
     near = cv2.dilate(upsample_nearest(holes, scale).astype(np.uint8),
                       np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
@@ -352,7 +356,8 @@ def evaluate_suite(resolver: DepthSuperResolver, frames: Sequence[Frame],
         row = {'dataset': frame.dataset, 'frame': frame.name, 'family': family,
                **score(outputs, gt, lr, scale)}
         if family == 'point_holes':
-            row['near_holes'] = near_hole_ratio(resolver, gt, lr, clean, scale)
+            row['near_holes'] = near_hole_ratio(resolver, gt, lr, clean, scale,
+                                                with_holes=outputs['sr'])
         rows.append(row)
         if keep_maps and family not in maps:
             maps[family] = dict(outputs, gt=gt[:lr.shape[0] * scale, :lr.shape[1] * scale],
