@@ -262,13 +262,17 @@ def quantize(depth: np.ndarray, kind: str, valid: Optional[np.ndarray] = None) -
     return (np.round((depth - low) / step) * step + low).astype(np.float32)
 
 
-def edge_jump(depth: np.ndarray) -> np.ndarray:
-    """Largest absolute depth difference to a 4-neighbour, per pixel (edge strength)."""
+def _four_neighbours(depth: np.ndarray) -> np.ndarray:
+    """``(4, H, W)``: each pixel's up, down, left and right neighbour (edges replicated)."""
     padded = np.pad(depth, 1, mode='edge')
     height, width = depth.shape
-    centre = padded[1:-1, 1:-1]
-    return np.max([np.abs(centre - padded[r:r + height, c:c + width])
-                   for r, c in ((0, 1), (2, 1), (1, 0), (1, 2))], axis=0)
+    return np.stack([padded[r:r + height, c:c + width]
+                     for r, c in ((0, 1), (2, 1), (1, 0), (1, 2))])
+
+
+def edge_jump(depth: np.ndarray) -> np.ndarray:
+    """Largest absolute depth difference to a 4-neighbour, per pixel (edge strength)."""
+    return np.abs(_four_neighbours(depth) - depth).max(axis=0)
 
 
 def _relative_edges(depth: np.ndarray, threshold: float) -> np.ndarray:
@@ -297,10 +301,7 @@ def edge_dropouts(depth: np.ndarray, rng: np.random.Generator, rate: float,
     A pixel is an edge pixel when a 4-neighbour is nearer by more than ``threshold`` x its
     depth (the shadowed side, where structured light loses the pattern).
     """
-    padded = np.pad(depth, 1, mode='edge')
-    height, width = depth.shape
-    nearest = np.min([padded[r:r + height, c:c + width]
-                      for r, c in ((0, 1), (2, 1), (1, 0), (1, 2))], axis=0)
+    nearest = _four_neighbours(depth).min(axis=0)
     far_side = depth - nearest > threshold * np.maximum(depth, 1e-3)
     return far_side & (rng.random(depth.shape) < rate)
 
@@ -323,10 +324,7 @@ def _flying_pixels(depth: np.ndarray, rng: np.random.Generator, rate: float,
     edges = _relative_edges(depth, threshold) & (rng.random(depth.shape) < rate)
     if not edges.any():
         return depth, 0
-    padded = np.pad(depth, 1, mode='edge')
-    height, width = depth.shape
-    neighbours = np.stack([padded[r:r + height, c:c + width]
-                           for r, c in ((0, 1), (2, 1), (1, 0), (1, 2))])
+    neighbours = _four_neighbours(depth)
     farthest = np.take_along_axis(
         neighbours, np.abs(neighbours - depth).argmax(axis=0)[None], axis=0)[0]
     alpha = rng.random(depth.shape).astype(np.float32)
