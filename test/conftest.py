@@ -87,6 +87,22 @@ def wait_until(predicate: Callable[[], Any], timeout: float = DDS_TIMEOUT,
         time.sleep(interval)
 
 
+def publish_until_answered(image_pub: Any, image: Any, info_pub: Any, info: Any,
+                           inboxes: List[Any], what: str) -> None:
+    """Publish camera_info then the image once a second until every inbox holds a message with
+    the image's stamp: the first publications may go out before discovery has matched."""
+    stamp = image.header.stamp
+
+    def answered() -> bool:
+        if all(inbox.with_stamp(stamp) for inbox in inboxes):
+            return True
+        info_pub.publish(info)
+        image_pub.publish(image)
+        return False
+
+    wait_until(answered, interval=1.0, what=what)
+
+
 # ---------------------------------------------------------------------- checkpoints
 def write_checkpoint(path: Path, scale: int = 4, num_channels: int = 4, num_blocks: int = 1,
                      seed: int = 0) -> Path:

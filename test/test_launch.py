@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import (REPO, NodeProcess, camera_info_msg, header, image_msg, make_depth,
-                      unique_name, wait_until)
+                      publish_until_answered, unique_name, wait_until)
 
 from dsr_ros.ros_args import node_command
 
@@ -185,15 +185,8 @@ def test_launched_command_line_runs_the_node_on_the_remapped_topics(
         depth = make_depth('16UC1')
         msg_header = header(7)
         image, info = image_msg(depth, msg_header), camera_info_msg(msg_header, 24, 16)
-
-        def answered():
-            if outputs.with_stamp(msg_header.stamp) and infos.with_stamp(msg_header.stamp):
-                return True
-            info_pub.publish(info)
-            image_pub.publish(image)
-            return False
-
-        wait_until(answered, interval=1.0, what='the SR image and camera_info')
+        publish_until_answered(image_pub, image, info_pub, info, [outputs, infos],
+                               'the SR image and camera_info')
         out = outputs.with_stamp(msg_header.stamp)
         assert (out.height, out.width) == (64, 96)
         assert np.frombuffer(bytes(out.data), '<u2').size == 64 * 96

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 from conftest import (DDS_TIMEOUT, CONFIG, NodeProcess, camera_info_msg, image_msg, make_depth,
-                      unique_name, wait_until)
+                      publish_until_answered, unique_name, wait_until)
 
 pytest.importorskip('rclpy')
 
@@ -55,15 +55,9 @@ class Setup:
         msg_header.stamp.sec, msg_header.stamp.nanosec = divmod(stamp, 10 ** 9)
         image = image_msg(make_depth('16UC1', HEIGHT, WIDTH), msg_header)
         info = camera_info_msg(msg_header, WIDTH, HEIGHT)
-
-        def answered():
-            if all(getattr(self, name).with_stamp(msg_header.stamp) for name in expect):
-                return True
-            self.info_pub.publish(info)
-            self.image_pub.publish(image)
-            return False
-
-        wait_until(answered, interval=1.0, what=f'{expect} from the node')
+        publish_until_answered(self.image_pub, image, self.info_pub, info,
+                               [getattr(self, name) for name in expect],
+                               f'{expect} from the node')
 
 
 @pytest.fixture(scope='module')

@@ -26,8 +26,8 @@ from typing import Dict, List
 import numpy as np
 import pytest
 import yaml
-from conftest import (REPO, camera_info_msg, header, image_msg, make_depth, wait_until,
-                      write_checkpoint)
+from conftest import (REPO, camera_info_msg, header, image_msg, make_depth,
+                      publish_until_answered, wait_until, write_checkpoint)
 
 WHEELS = REPO.parent / 'shared' / 'ros2_launch_wheels'
 BIN = Path(sys.executable).parent
@@ -152,15 +152,8 @@ def test_readme_launch_command(workspace, ros_probe, command, tmp_path):
         msg_header = header(next(_stamps))
         image = image_msg(make_depth('16UC1', HEIGHT, WIDTH), msg_header)
         info = camera_info_msg(msg_header, WIDTH, HEIGHT)
-
-        def answered():
-            if images.with_stamp(msg_header.stamp) and infos.with_stamp(msg_header.stamp):
-                return True
-            info_pub.publish(info)
-            image_pub.publish(image)
-            return False
-
-        wait_until(answered, interval=1.0, what=f'SR image and camera_info for {command!r}')
+        publish_until_answered(image_pub, image, info_pub, info, [images, infos],
+                               f'SR image and camera_info for {command!r}')
         out, out_info = images.with_stamp(msg_header.stamp), infos.with_stamp(msg_header.stamp)
         assert (out.height, out.width) == (HEIGHT * SCALE, WIDTH * SCALE)
         assert out.encoding == topics['encoding']
