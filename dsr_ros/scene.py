@@ -24,7 +24,8 @@ import numpy as np
 
 from dsr_ros.depth_io import OUTPUT_ENCODINGS, convert_depth
 
-__all__ = ['DepthScene', 'SceneConfig', 'SceneFrame', 'random_room', 'sensor_frame_mm']
+__all__ = ['DepthScene', 'ROOM_SURFACES', 'RoomGeometry', 'SceneConfig', 'SceneFrame', 'random_room',
+           'render_room', 'sensor_frame_mm']
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,28 @@ def _vertical_cylinder(rays: np.ndarray, centre_x: float, centre_z: float, radiu
     return np.where(hit, t, np.inf)
 
 
+@dataclass(frozen=True)
+class RoomGeometry:
+    """What the ray caster knows about each pixel of a random room.
+
+    ``depth``: z-depth in metres (float32); ``surface``: which surface the ray hit (int16:
+    0 floor, 1 ceiling, 2 back wall, 3 left wall, 4 right wall, 5... the clutter in the order it
+    was placed); ``points``: the hit points in room coordinates (x right, y down, z forward;
+    float32, H x W x 3). Renderers texture and light surfaces from these (training's synthetic
+    RGB-D pairs), so colour and depth agree by construction.
+    """
+
+    depth: np.ndarray
+    surface: np.ndarray
+    points: np.ndarray
+    floor_y: float
+    back_z: float
+
+
+#: Surface ids of the room's own planes in :class:`RoomGeometry`; clutter follows.
+ROOM_SURFACES = ('floor', 'ceiling', 'back_wall', 'left_wall', 'right_wall')
+
+
 def random_room(rng: np.random.Generator, width: int = 320, height: int = 240) -> np.ndarray:
     """A random cluttered room at robot ranges, as exact z-depth in metres (float32).
 
@@ -175,6 +198,14 @@ def random_room(rng: np.random.Generator, width: int = 320, height: int = 240) -
     furniture-like clutter: boxes standing on the floor (cupboards, tables' tops, crates),
     vertical cylinders (table and chair legs, poles, bins) and spheres. Every ray hits something
     (the walls close the room), so the map has no holes; sensors add those.
+    """
+    return render_room(rng, width, height).depth
+
+
+def render_room(rng: np.random.Generator, width: int = 320, height: int = 240) -> RoomGeometry:
+    """:func:`random_room` with the surface id and room coordinates of every pixel.
+
+    The random draws are those of :func:`random_room` (same generator state, same depth).
     """
     focal = width / (2.0 * np.tan(np.radians(rng.uniform(55, 90)) / 2.0))
     cols, rows = np.meshgrid(np.arange(width) - (width - 1) / 2.0,
@@ -196,25 +227,41 @@ def random_room(rng: np.random.Generator, width: int = 320, height: int = 240) -
                   np.where(world[..., 0] < 0, left_x / world[..., 0], np.inf),
                   np.where(world[..., 0] > 0, right_x / world[..., 0], np.inf)]
     depth = np.min(planes, axis=0)
+    surface = np.argmin(planes, axis=0).astype(np.int16)
+    hits = []
     for _ in range(int(rng.integers(2, 10))):
         size = rng.uniform([0.1, 0.1, 0.1], [1.2, 1.2, 1.0])
         centre_x, centre_z = rng.uniform(left_x + 0.2, right_x - 0.2), rng.uniform(0.6, back_z)
         bottom = floor_y - (rng.uniform(0.3, 0.9) if rng.random() < 0.25 else 0.0)
         low = np.array([centre_x - size[0] / 2, bottom - size[1], centre_z - size[2] / 2])
         high = np.array([centre_x + size[0] / 2, bottom, centre_z + size[2] / 2])
-        depth = np.minimum(depth, _box(world, low, high))
+        hits.append(_box(world, low, high))
+        depth, surface = _nearer(depth, surface, hits[-1], len(ROOM_SURFACES) + len(hits) - 1)
     for _ in range(int(rng.integers(0, 8))):
         radius = rng.uniform(0.015, 0.25)
         top = floor_y - rng.uniform(0.3, 2.0)
-        depth = np.minimum(depth, _vertical_cylinder(
+        hits.append(_vertical_cylinder(
             world, rng.uniform(left_x, right_x), rng.uniform(0.5, back_z), radius, top, floor_y))
+        depth, surface = _nearer(depth, surface, hits[-1], len(ROOM_SURFACES) + len(hits) - 1)
     for _ in range(int(rng.integers(0, 4))):
         radius = rng.uniform(0.08, 0.5)
         centre = np.array([rng.uniform(left_x, right_x), floor_y - radius * rng.uniform(1, 3),
                            rng.uniform(0.6, back_z)])
-        depth = np.minimum(depth, _sphere(world, centre, radius))
-    depth = np.where(np.isfinite(depth), depth, back_z)
-    return depth.astype(np.float32)
+        hits.append(_sphere(world, centre, radius))
+        depth, surface = _nearer(depth, surface, hits[-1], len(ROOM_SURFACES) + len(hits) - 1)
+    missed = ~np.isfinite(depth)
+    depth = np.where(missed, back_z, depth)
+    surface[missed] = ROOM_SURFACES.index('back_wall')
+    points = (world * depth[..., None]).astype(np.float32)
+    return RoomGeometry(depth.astype(np.float32), surface, points, float(floor_y), float(back_z))
+
+
+def _nearer(depth: np.ndarray, surface: np.ndarray, hit: np.ndarray, index: int
+            ) -> Tuple[np.ndarray, np.ndarray]:
+    """The z-buffer step: where ``hit`` is nearer, it becomes the depth and surface ``index``."""
+    closer = hit < depth
+    surface = np.where(closer, np.int16(index), surface)
+    return np.minimum(depth, hit), surface
 
 
 def sensor_frame_mm(width: int, height: int, seed: int = 0, hole_blobs: int = 4) -> np.ndarray:
