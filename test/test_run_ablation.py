@@ -25,6 +25,44 @@ def test_every_arm_has_a_config_that_differs_from_full_only_in_its_switches():
         assert config['schedule']['stage1_epochs'] == full['schedule']['stage1_epochs']
 
 
+def test_the_sensor_pair_differs_from_its_research_arms_only_in_the_degradation():
+    for arm in run_ablation.SENSOR_ARMS:
+        research = load_config(REPO / 'training' / 'configs'
+                               / f"ablation_x8_{arm.replace('sensor_', '')}.yaml")
+        config = load_config(REPO / 'training' / 'configs' / f'ablation_x8_{arm}.yaml')
+        assert config['data']['degradation'] == 'sensor'
+        assert config['data']['scaling']['mode'] == 'range'
+        different = {k for k in config['data'] if config['data'][k] != research['data'][k]}
+        assert different == {'degradation', 'scaling'}, arm
+        assert {k: v for k, v in config.items() if k not in ('data', 'name')} == {
+            k: v for k, v in research.items() if k not in ('data', 'name')}, arm
+
+
+def test_collect_scores_the_sensor_pair_on_the_real_sensor_suite(tmp_path):
+    from training.data.readers import shared_data_root
+    if not (shared_data_root() / 'open3d_rgbd_testdata').is_dir():
+        pytest.skip('real PrimeSense frames not present')
+    from training.data.synthetic import synthetic_samples
+    from training.train import Trainer
+    from test_training import tiny_config
+    results = tmp_path / 'results'
+    config = tiny_config(stage1_epochs=1, stage2_epochs=0)
+    config['scale'] = 8
+    config['data'].update(degradation='sensor', patch_size=64,
+                          scaling={'mode': 'range', 'low_percentile': 1.0,
+                                   'high_percentile': 99.0, 'min_relative_span': 0.1})
+    trainer = Trainer(config, tmp_path / 'run', synthetic_samples(3, 96, 128),
+                      synthetic_samples(1, 96, 128, seed=1), progress=False)
+    trainer.train()
+    trainer.export(results / 'sensor_full' / 'seed0' / 'dsrnet.pt')
+    report = run_ablation.collect_sensor(tmp_path / 'runs', results, quick=True)
+    assert list(report) == ['sensor_full']
+    families = report['sensor_full']['families']
+    assert {'area', 'point', 'real'} <= set(families)
+    assert all(value > 0 for value in families['real'].values())
+    assert (results / 'sensor' / 'sensor.md').is_file()
+
+
 def test_all_forks_every_arm_from_the_stage1_run_of_its_seed(tmp_path, capsys):
     assert run_ablation.main(['all', '--dry-run', '--runs', str(tmp_path / 'runs'),
                               '--results', str(tmp_path / 'results')]) == 0

@@ -38,8 +38,13 @@ CONFIGS = REPO / 'training' / 'configs'
 #: Arm -> seeds (the Table 4 rows once, the two main arms three times).
 ARMS: Dict[str, Sequence[int]] = {'dsr_only': (0, 1, 2), 'lo': (0,), 'la': (0,),
                                   'lo_la': (0,), 'full': (0, 1, 2)}
+#: Item 4's last sentence: the two main arms with stage 2 on the real-sensor degradation
+#: (ablation_x8_sensor_*.yaml), scored on the real-sensor suite at x8, not the research protocol.
+SENSOR_ARMS: Dict[str, Sequence[int]] = {'sensor_dsr_only': (0,), 'sensor_full': (0,)}
 LABELS = {'dsr_only': 'DSRNet alone', 'lo': '+ L_O', 'la': '+ L_A', 'lo_la': '+ L_O + L_A',
-          'full': '+ L_O + L_A + SPNet (full)', 'full_gated': 'full, L_O gated by teacher'}
+          'full': '+ L_O + L_A + SPNet (full)', 'full_gated': 'full, L_O gated by teacher',
+          'sensor_dsr_only': 'DSRNet alone, sensor degradation',
+          'sensor_full': 'full, sensor degradation'}
 #: Table 4 of the paper (method.md): Middlebury x8 MAD / NYUv2 x8 RMSE.
 PAPER_TABLE4 = {'dsr_only': (0.398, 3.13), 'lo': (0.377, 2.88), 'la': (0.384, 2.93),
                 'lo_la': (0.372, 2.85), 'full': (0.356, 2.75)}
@@ -123,7 +128,9 @@ def collect(runs: Path, results: Path, datasets: Sequence[str] = tuple(DATASETS)
             table[arm][dataset] = {
                 'mean': float(np.mean(values)) if values else None,
                 'std': float(np.std(values, ddof=1)) if len(values) > 1 else None}
+    sensor = collect_sensor(runs, results)
     report = {'scale': 8, 'metrics': DATASETS, 'arms': table, 'runs': per_seed,
+              'sensor_arms': sensor,
               'paper_table4': PAPER_TABLE4,
               'std': 'sample standard deviation over seeds (ddof=1)'}
     results.mkdir(parents=True, exist_ok=True)
@@ -132,6 +139,30 @@ def collect(runs: Path, results: Path, datasets: Sequence[str] = tuple(DATASETS)
     (results / 'table.md').write_text(markdown(report, datasets) + '\n')
     _plot(results / 'ablation.png', table, datasets)
     return report
+
+
+def collect_sensor(runs: Path, results: Path, data_root: Optional[Path] = None,
+                   quick: bool = False) -> Dict[str, Any]:
+    """Score the exported sensor arms on the real-sensor suite at x8 (``RESULTS/sensor/``).
+
+    Returns, per arm, the suite's per-family ratios (SR/bicubic and SR/nearest, MAD and RMSE)
+    and its stage-2 loss terms; empty when no sensor arm has been exported.
+    """
+    arms = [(arm, results / arm / f'seed{seed}' / 'dsrnet.pt')
+            for arm, seeds in SENSOR_ARMS.items() for seed in seeds]
+    arms = [(arm, path) for arm, path in arms if path.is_file()]
+    if not arms:
+        return {}
+    from training.data.readers import shared_data_root
+    from training.sensor_suite import run_suite
+    suite = run_suite([path for _, path in arms], results / 'sensor',
+                      data_root or shared_data_root(), labels=[LABELS[arm] for arm, _ in arms],
+                      quick=quick, progress=False)
+    return {arm: {'weights': str(path.relative_to(results)),
+                  'families': {family: {k: v for k, v in entry.items() if k.startswith('sr_')}
+                               for family, entry in suite[LABELS[arm]]['summary'].items()},
+                  'stage2': stage2_summary(runs / arm / path.parent.name / 'history.csv')}
+            for arm, path in arms}
 
 
 def _write_csv(path: Path, rows: List[Dict[str, Any]], datasets: Sequence[str]) -> None:
@@ -192,7 +223,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--results', type=Path, default=REPO / 'results' / 'ablation_x8')
     parser.add_argument('--set', dest='overrides', action='append', default=[],
                         metavar='KEY=VALUE', help='passed to every training run')
-    parser.add_argument('--arms', nargs='*', default=list(ARMS), help='arms for all/collect')
+    parser.add_argument('--arms', nargs='*', default=list(ARMS),
+                        help='research-protocol arms for all/collect (the sensor pair: '
+                        '"arm sensor_full", "arm sensor_dsr_only"; collect scores them too)')
     parser.add_argument('--datasets', nargs='*', default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument('--dry-run', action='store_true', help='print the commands only')
     args = parser.parse_args(argv)
