@@ -94,6 +94,32 @@ def test_cli_quick_suite_on_the_shared_data(tmp_path):
     assert (out / 'sensor_maps.png').stat().st_size > 10000
 
 
+def test_validation_split_holds_no_test_frame_and_runs_from_the_cli(tmp_path):
+    root = require_shared('open3d_rgbd_testdata').parent
+    require_shared('middlebury_lu30')
+    val, missing = load_frames(root, split='val')
+    assert not missing
+    test, _ = load_frames(root, split='test')
+    assert {f.dataset for f in val} == {'lu_val', 'rooms_val', 'real'}
+    assert not {f.name for f in val} & {f.name for f in test}
+    nyu = next(f for f in val if f.name == 'nyu_raw')
+    assert 0.5 < np.nanmin(nyu.depth) < np.nanmax(nyu.depth) < 10.0
+    assert 0.01 < np.isnan(nyu.depth).mean() < 0.2  # the Kinect's 2047 = no reading
+    with pytest.raises(ValueError, match='unknown sensor-suite split'):
+        load_frames(root, split='train')
+    out = tmp_path / 'val'
+    done = subprocess.run([sys.executable, '-m', 'training.evaluate', '--suite', 'sensor',
+                           '--quick', '--split', 'val', '--weights',
+                           str(_random_mask_checkpoint(tmp_path / 'm.pt')), '--data-root',
+                           str(root), '--out', str(out)], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / 'sensor.json').read_text())
+    assert report['split'] == 'val'
+    assert {r['dataset'] for r in report['results']['m']['rows']} == {'lu_val', 'rooms_val',
+                                                                       'real'}
+
+
 @pytest.mark.skipif(default_weights_path() is None, reason='no shipped sensor model yet')
 def test_shipped_model_holes_do_not_spoil_their_neighbours():
     """Issue 8: error next to holes within 10 % of the error on the same pixels without."""

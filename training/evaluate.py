@@ -491,6 +491,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                              'suite of training.sensor_suite (every data set, every family)')
     parser.add_argument('--quick', action='store_true',
                         help='sensor suite on one small crop per data set (seconds)')
+    parser.add_argument('--split', choices=['test', 'val'], default='test',
+                        help='sensor suite frames: test (the reported numbers) or val (held-out '
+                             'frames to choose recipes and checkpoints on)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     if args.labels is not None and len(args.labels) != len(args.weights):
@@ -543,7 +546,7 @@ def _sensor_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         parser.error('--suite sensor needs --weights (bicubic and nearest are always scored)')
     try:
         results = run_suite(args.weights, args.out, args.data_root or shared_data_root(),
-                            args.labels, args.quick, args.device)
+                            args.labels, args.quick, args.device, split=args.split)
     except ValueError as error:  # CheckpointError is a ValueError
         print(f'evaluate: {error}', file=sys.stderr)
         return 2

@@ -21,6 +21,14 @@ Data (metric ground truth; never trained on by the sensor configs):
   SUN3D Kinect frames, **decimated x s by keeping every s-th pixel, holes kept**, compared with
   the original frames.
 
+**Validation split** (``--split val``): the same families on frames the shipped sensor models
+were selected on but never trained on, so recipes and checkpoints can be chosen without looking
+at the test frames above: ``lu_val`` (the three held-out Lu Middlebury views of the sensor
+configs' ``data.val``, 8-bit disparity mapped like ``lu``), ``rooms_val`` (the eight procedural
+rooms of ``data.val``, rendered at 480 x 640) and, as ``real``, the raw NYUv2 Kinect frame of
+Open3D's test data (11-bit disparity, byte-swapped; ``z = 351.3 / (1092.5 - raw)``, 2047 and
+non-physical values invalid), decimated like the real test frames.
+
 Families (fixed parameters, seeded per image): ``area``, ``point`` (random phase), ``bilinear``,
 ``cubic``, ``aa_cubic``, ``gaussian`` (blur sigma 0.35 s + point), ``area_tof`` (area + ToF noise
 0.5 % of depth + 1 mm quantisation), ``point_sl`` (point + structured-light noise fB 40 px m,
@@ -107,11 +115,21 @@ def _nan_invalid(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+#: The data sets of each split (see the module docstring).
+SPLITS: Dict[str, Tuple[str, ...]] = {
+    'test': ('middlebury', 'nyuv2', 'lu', 'ferstl', 'real'),
+    'val': ('lu_val', 'rooms_val', 'real_val')}
+#: The held-out Lu views of the sensor configs' ``data.val`` (training/configs/sensor_*.yaml).
+LU_VAL_NAMES = ('Middlebury_05', 'Middlebury_12', 'Middlebury_22')
+
+
 def load_frames(data_root: Path, datasets: Optional[Sequence[str]] = None,
-                quick: bool = False) -> Tuple[List[Frame], Dict[str, str]]:
-    """Read every data set of the suite that exists under ``data_root``; say why others don't."""
+                quick: bool = False, split: str = 'test') -> Tuple[List[Frame], Dict[str, str]]:
+    """Read every data set of ``split`` that exists under ``data_root``; say why others don't."""
     from training.data.readers import load_samples
-    wanted = datasets or ('middlebury', 'nyuv2', 'lu', 'ferstl', 'real')
+    if split not in SPLITS:
+        raise ValueError(f'unknown sensor-suite split {split!r}; known: {sorted(SPLITS)}')
+    wanted = datasets or SPLITS[split]
     frames: List[Frame] = []
     missing: Dict[str, str] = {}
     readers: Dict[str, Callable[[], List[Frame]]] = {
@@ -131,6 +149,12 @@ def load_frames(data_root: Path, datasets: Optional[Sequence[str]] = None,
             for s in load_samples({'type': 'ferstl_noisy',
                                    'root': data_root / 'middlebury2005_ferstl_noisy'})],
         'real': lambda: _real_frames(data_root / 'open3d_rgbd_testdata'),
+        'lu_val': lambda: [
+            Frame('lu_val', s.name, _nan_invalid(0.5 + 4.0 * s.depth / 255.0, s.valid))
+            for s in load_samples({'type': 'lu30', 'root': data_root / 'middlebury_lu30',
+                                   'names': list(LU_VAL_NAMES)})],
+        'rooms_val': _validation_rooms,
+        'real_val': lambda: [_nyu_raw_frame(data_root / 'open3d_rgbd_testdata')],
     }
     for name in wanted:
         try:
@@ -164,6 +188,24 @@ def _real_frames(root: Path) -> List[Frame]:
         frames.append(Frame('real', 'sun3d', _nan_invalid(rotated / 1000.0,
                                                           (rotated > 0) & (rotated < 10000))))
     return frames
+
+
+def _validation_rooms() -> List[Frame]:
+    from training.data.synthetic import room_samples
+    return [Frame('rooms_val', s.name, s.depth) for s in room_samples(8, 480, 640, seed=1)]
+
+
+def _nyu_raw_frame(root: Path) -> Frame:
+    """Open3D's raw NYUv2 Kinect frame (validation split's real frame), in metres."""
+    path = root / 'other_formats' / 'NYU_depth.pgm'
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise OSError(f'cannot read {path}')
+    raw = raw.astype(np.uint16).byteswap().astype(np.float64)  # true 11-bit Kinect disparity
+    with np.errstate(divide='ignore'):
+        metres = 351.3 / (1092.5 - raw)
+    valid = (raw < 2047) & (metres > 0.3) & (metres < 10.0)
+    return Frame('real', 'nyu_raw', _nan_invalid(metres, valid))
 
 
 def _mm_to_metres(raw: np.ndarray) -> np.ndarray:
@@ -494,9 +536,10 @@ def save_figure(maps: Dict[str, Dict[str, np.ndarray]], path: Path) -> None:
 
 def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
               labels: Optional[Sequence[str]] = None, quick: bool = False,
-              device: str = 'cpu', progress: bool = True) -> Dict[str, Any]:
+              device: str = 'cpu', progress: bool = True, split: str = 'test'
+              ) -> Dict[str, Any]:
     """The CLI's work: every checkpoint at its own scale; writes JSON, Markdown and a figure."""
-    frames, missing = load_frames(data_root, quick=quick)
+    frames, missing = load_frames(data_root, quick=quick, split=split)
     if not frames:
         raise ValueError(f'no sensor-suite data under {data_root}: {missing}')
     for name, reason in missing.items():
@@ -513,7 +556,8 @@ def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
         results[label] = result
     out.mkdir(parents=True, exist_ok=True)
     (out / 'sensor.json').write_text(json.dumps(
-        {'results': results, 'missing': missing, 'data_root': os.fspath(data_root)}, indent=1,
+        {'results': results, 'split': split, 'missing': missing,
+         'data_root': os.fspath(data_root)}, indent=1,
         default=float))
     (out / 'sensor.md').write_text(markdown_report(results))
     if figure_maps:

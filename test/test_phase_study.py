@@ -1,0 +1,41 @@
+"""tools/phase_study.py: the phase-aware nearest oracle, and one measured phase."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_SPEC = importlib.util.spec_from_file_location('phase_study', REPO / 'tools' / 'phase_study.py')
+phase_study = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(phase_study)
+
+
+@pytest.mark.parametrize('phase', [(0, 0), (1, 2), (3, 3)])
+def test_oracle_puts_every_lr_sample_back_where_it_was_taken(phase):
+    hr = np.random.default_rng(0).random((32, 40)).astype(np.float32)
+    lr = hr[phase[0]::4, phase[1]::4][:8, :10]
+    out = phase_study.phase_aligned_nearest(lr, 4, phase, hr.shape)
+    assert np.array_equal(out[phase[0]::4, phase[1]::4][:8, :10], lr)
+
+
+def test_phase_zero_step_edge_is_placed_better_by_the_oracle_than_by_repeat():
+    hr = np.zeros((8, 64), np.float32)
+    hr[:, 30:] = 1.0  # an edge between the samples at columns 28 and 32
+    lr = hr[::4, ::4]
+    repeat = np.repeat(np.repeat(lr, 4, axis=0), 4, axis=1)
+    oracle = phase_study.phase_aligned_nearest(lr, 4, (0, 0), hr.shape)
+    assert np.abs(oracle - hr).sum() < np.abs(repeat - hr).sum()
+
+
+def test_study_measures_one_phase_of_the_shipped_tiny_model():
+    from training.data.readers import shared_data_root
+    if not (shared_data_root() / 'lu_rgbd6').is_dir():
+        pytest.skip('Lu RGB-D 6 set not present')
+    weights = REPO / 'dsr_ros' / 'weights' / 'dsrnet_sensor_tiny_x4.pt'
+    result = phase_study.study(weights, shared_data_root(), phases=[(0, 0)])
+    entry = result['table']['lu']['0,0']
+    assert entry['frames'] == 6
+    assert 0.3 < entry['sr_over_nearest'] < 2.0 and 0.3 < entry['oracle_over_nearest'] < 1.0
+    assert '| lu | SR / nearest |' in phase_study.markdown([result])

@@ -1,0 +1,130 @@
+"""How the sampling phase of point-sampled input decides who wins: SR against nearest per phase.
+
+    python tools/phase_study.py dsr_ros/weights/dsrnet_sensor_lite_x4.pt [more.pt ...] \
+        [--data-root ../shared/data] [--out results/phase_study]
+
+A point-sampled LR pixel (i, j) is the HR pixel (s i + r, s j + c) for a phase (r, c) that the
+LR image does not reveal: phase (r, c) of a scene is phase (0, 0) of the same scene shifted by
+(r, c). So a net cannot know where, within s pixels, an edge between two LR samples lies, and
+must place it where its training phases put it on average. ``np.repeat`` nearest (what the
+real-sensor suite calls nearest) puts it where a *uniformly random* phase puts it on average;
+phase 0 (ROS image_proc decimation: every s-th pixel from the first) puts it 1.5 px earlier.
+This script measures, on the suite's Middlebury / NYUv2 / Lu frames (480 x 640 centre crops, no
+noise, no holes), for every phase on the diagonal and off it: SR / nearest and SR / bicubic MAD,
+and an oracle that knows the phase (nearest with each LR sample at its true HR position) /
+nearest, which shows how much of nearest's error is only the unknown phase. Writes
+``phase_study.json`` and ``phase_study.md`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from anywhere: training/ is beside tools/
+    sys.path.insert(0, str(REPO))
+
+#: Phases (row, col) measured at x4: the diagonal and four off it.
+PHASES: Tuple[Tuple[int, int], ...] = ((0, 0), (1, 1), (2, 2), (3, 3), (0, 2), (2, 0), (1, 3),
+                                       (3, 1))
+DATASETS = ('middlebury', 'nyuv2', 'lu')
+
+
+def phase_aligned_nearest(lr: np.ndarray, scale: int, phase: Tuple[int, int],
+                          shape: Tuple[int, int]) -> np.ndarray:
+    """Nearest upsampling that knows the phase: HR pixel y takes LR sample round((y - r) / s)."""
+    rows = np.clip(np.rint((np.arange(shape[0]) - phase[0]) / scale).astype(int), 0,
+                   lr.shape[0] - 1)
+    cols = np.clip(np.rint((np.arange(shape[1]) - phase[1]) / scale).astype(int), 0,
+                   lr.shape[1] - 1)
+    return lr[rows][:, cols]
+
+
+def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PHASES
+          ) -> Dict[str, Any]:
+    """Per data set and phase: mean over frames of the MAD ratios (see the module docstring)."""
+    from dsr_ros.depth_io import valid_mask
+    from dsr_ros.inference import DepthSuperResolver, fill_invalid
+    from training.data import sensor_degradation as sd
+    from training.sensor_suite import (_crop, load_frames, score, upsample_bicubic_masked,
+                                       upsample_nearest)
+    resolver = DepthSuperResolver.from_checkpoint(weights, device='cpu')
+    scale = resolver.scale
+    frames, missing = load_frames(data_root, DATASETS)
+    table: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for phase in phases:
+        if max(phase) >= scale:
+            continue
+        ratios: Dict[str, List[List[float]]] = {}
+        for frame in frames:
+            gt = _crop(frame.depth, 480, 640)
+            valid = valid_mask(gt)
+            filled = fill_invalid(np.nan_to_num(gt, nan=0.0), valid) if not valid.all() else gt
+            lr = sd.downsample(filled, scale, 'point', phase=phase).astype(np.float32)
+            sr = resolver.run(lr)
+            outputs = {'sr': sr, 'bicubic': upsample_bicubic_masked(lr, scale),
+                       'nearest': upsample_nearest(lr, scale),
+                       'oracle': phase_aligned_nearest(lr, scale, phase, sr.shape)}
+            errors = score(outputs, gt, lr, scale)
+            mad = {method: errors[method]['mad'] for method in outputs}
+            ratios.setdefault(frame.dataset, []).append(
+                [mad['sr'] / mad['nearest'], mad['sr'] / mad['bicubic'],
+                 mad['oracle'] / mad['nearest']])
+        for dataset, values in ratios.items():
+            mean = np.mean(values, axis=0)
+            table.setdefault(dataset, {})[f'{phase[0]},{phase[1]}'] = {
+                'sr_over_nearest': float(mean[0]), 'sr_over_bicubic': float(mean[1]),
+                'oracle_over_nearest': float(mean[2]), 'frames': len(values)}
+    return {'weights': str(weights), 'scale': scale, 'table': table, 'missing': missing}
+
+
+def markdown(results: Sequence[Dict[str, Any]]) -> str:
+    """One table per model: rows are data sets x ratio, columns phases, plus the mean."""
+    lines: List[str] = []
+    for result in results:
+        phases = sorted({p for per in result['table'].values() for p in per},
+                        key=lambda p: PHASES.index(tuple(map(int, p.split(',')))))
+        lines += [f"### {Path(result['weights']).name} (x{result['scale']})", '',
+                  '| data set | ratio | ' + ' | '.join(f'phase {p}' for p in phases)
+                  + ' | mean |', '|---|---|' + '---|' * (len(phases) + 1)]
+        for dataset, per in result['table'].items():
+            for key, label in (('sr_over_nearest', 'SR / nearest'),
+                               ('sr_over_bicubic', 'SR / bicubic'),
+                               ('oracle_over_nearest', 'phase-aware nearest / nearest')):
+                values = [per[p][key] for p in phases]
+                lines.append(f'| {dataset} | {label} | '
+                             + ' | '.join(f'{v:.3f}' for v in values)
+                             + f' | {np.mean(values):.3f} |')
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from training.data.readers import shared_data_root
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('weights', nargs='+', type=Path)
+    parser.add_argument('--data-root', type=Path, default=None,
+                        help='default: ../shared/data beside the repository')
+    parser.add_argument('--out', type=Path, default=REPO / 'results' / 'phase_study')
+    args = parser.parse_args(argv)
+    data_root = args.data_root or shared_data_root()
+    if not data_root.is_dir():
+        parser.error(f'no data under {data_root} (give --data-root)')
+    results = [study(path, data_root) for path in args.weights]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / 'phase_study.json').write_text(json.dumps(results, indent=1) + '\n')
+    report = markdown(results)
+    (args.out / 'phase_study.md').write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
