@@ -39,6 +39,20 @@ def test_loud_warning_when_dsrnet_teaches_every_stage2_epoch(tmp_path, caplog, m
     assert 'DSRNet has been the teacher in all 2 stage-2 epochs' in caplog.text
 
 
+@pytest.mark.parametrize('change', ['dsr_only', 'dsr_student'])
+def test_no_teacher_warning_where_one_teacher_is_the_design(tmp_path, caplog, change):
+    config = smoke_config(stage1_epochs=1, stage2_epochs=2,
+                          role_policy='dsr_student' if change == 'dsr_student' else 'errors')
+    if change == 'dsr_only':
+        config['loss']['distill'] = False
+    trainer = Trainer(config, tmp_path, synthetic_samples(4, 96, 128),
+                      synthetic_samples(1, 96, 128, seed=1), progress=False)
+    with caplog.at_level(logging.WARNING, logger='training.train'):
+        trainer.train()
+    assert len(trainer.history) == 3
+    assert 'has been the teacher' not in caplog.text
+
+
 def test_history_has_loss_shares_and_one_tensorboard_writer(tmp_path):
     pytest.importorskip('torch.utils.tensorboard')
     trainer = Trainer(smoke_config(stage1_epochs=1, stage2_epochs=2,

@@ -168,7 +168,13 @@ class Trainer:
                 'e_de': sums['e_de'] / count if self.model.cross_task else math.nan}
 
     def _warn_if_one_teacher(self, role: str) -> None:
-        """Say loudly when the same net has taught in every stage-2 epoch so far."""
+        """Say loudly when the same net has taught in every stage-2 epoch so far.
+
+        Not for DSRNet alone (no teacher) nor under ``role_policy: dsr_student``, whose point
+        is that DENet always teaches.
+        """
+        if not self.model.cross_task or self.config['schedule']['role_policy'] == 'dsr_student':
+            return
         roles = [row['student'] for row in self.history if row['stage'] == 2] + [role]
         if self.rank or len(roles) < 2 or len(set(roles)) > 1 or role not in ROLE_TEACHER:
             return
