@@ -61,6 +61,10 @@ class DepthScaling:
         min_relative_span: ``range`` mode's span is at least this fraction of the far
             percentile's magnitude, so a flat frame (a wall) is not stretched until its noise
             looks like structure.
+        fit_tile: at inference, fit ``range`` mode over LR tiles of this edge (blended) instead
+            of the whole frame (0). A net trained on patches scaled per patch sees a patch's
+            depth range; a room's range squeezes its detail (see
+            :meth:`dsr_ros.inference.DepthSuperResolver._run_locally_scaled`).
     """
 
     mode: str = 'range'
@@ -69,6 +73,7 @@ class DepthScaling:
     low_percentile: float = 0.0
     high_percentile: float = 100.0
     min_relative_span: float = 0.0
+    fit_tile: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in SCALING_MODES:
@@ -79,6 +84,9 @@ class DepthScaling:
         if not 0.0 <= self.min_relative_span <= 10.0:
             raise ValueError('depth scaling min_relative_span must be in [0, 10], got '
                              f'{self.min_relative_span!r}')
+        if self.fit_tile < 0 or (self.fit_tile and self.mode != 'range'):
+            raise ValueError(f'depth scaling fit_tile must be 0, or positive in range mode; got '
+                             f'{self.fit_tile!r} in {self.mode} mode')
         if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
             raise ValueError('depth scaling percentiles must satisfy 0 <= low < high <= 100, '
                              f'got {self.low_percentile} and {self.high_percentile}')
@@ -107,7 +115,8 @@ class DepthScaling:
         return cls(mode=mode, max_value=float(data.get('max_value', 1.0)), unit=unit,
                    low_percentile=float(data.get('low_percentile', 0.0)),
                    high_percentile=float(data.get('high_percentile', 100.0)),
-                   min_relative_span=float(data.get('min_relative_span', 0.0)))
+                   min_relative_span=float(data.get('min_relative_span', 0.0)),
+                   fit_tile=int(data.get('fit_tile', 0)))
 
     # ------------------------------------------------------------------ use
     def accepts(self, unit: str) -> bool:

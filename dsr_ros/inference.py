@@ -117,6 +117,8 @@ class DepthSuperResolver:
         tile_size: LR tile edge in pixels; 0 = whole frame, or as large as ``max_memory_mb``
             allows. Tiles are never smaller than ``memory_budget.min_tile(tile_overlap)``.
         tile_overlap: LR pixels shared by neighbouring tiles (blended with linear ramps).
+        scaling_tile: LR tile edge a ``range`` scaling is fitted over, tiles blended in metres
+            (-1: the checkpoint scaling's ``fit_tile``; 0: the whole frame).
         channels_last: use the NHWC memory format (about 2x faster convolutions on x86 CPUs).
         pad_multiple: pad the LR frame to a multiple of this (replicate), crop the output back.
         max_memory_mb: peak resident memory of the process to stay under (tiles are sized for
@@ -130,7 +132,8 @@ class DepthSuperResolver:
                  input_normalization: str = 'checkpoint', max_value: float = 10.0,
                  tile_size: int = 0, tile_overlap: int = 8, channels_last: bool = True,
                  pad_multiple: int = 8, max_memory_mb: float = 0.0,
-                 stop_event: Optional[threading.Event] = None) -> None:
+                 stop_event: Optional[threading.Event] = None,
+                 scaling_tile: int = -1) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if input_normalization not in NORMALIZATION_MODES:
@@ -141,6 +144,9 @@ class DepthSuperResolver:
                              f'{tile_overlap}')
         if not (math.isfinite(max_value) and max_value > 0):
             raise ValueError(f'max_value must be positive, got {max_value!r}')
+        if scaling_tile > 0 and scaling_tile <= 2 * tile_overlap:
+            raise ValueError(f'scaling_tile {scaling_tile} must be -1, 0 or more than twice '
+                             f'tile_overlap {tile_overlap}')
         self.device = resolve_device(device)
         #: How the net was trained to see depth (the checkpoint's ``normalization``).
         self.scaling = DepthScaling.from_dict(normalization)
@@ -148,6 +154,9 @@ class DepthSuperResolver:
         self.max_value = float(max_value)
         self.tile_size = int(tile_size)
         self.tile_overlap = int(tile_overlap)
+        #: LR tile edge a ``range`` scaling is fitted over: -1 = the scaling's ``fit_tile``
+        #: (the checkpoint's choice), 0 = the whole frame.
+        self.scaling_tile = int(scaling_tile)
         self.pad_multiple = max(1, int(pad_multiple))
         self.channels_last = bool(channels_last)
         self.model = model.eval().to(self.device)
@@ -197,8 +206,13 @@ class DepthSuperResolver:
         metres = depth.astype(np.float32)
         if depth.dtype == np.uint16:
             metres /= np.float32(1000.0)
-        net_in, affine = prepare_net_input(metres, valid, self.input_scaling(), self.in_channels)
-        result = affine.inverse(self._super_resolve(net_in))
+        scaling = self.input_scaling()
+        tile = self.fit_tile()
+        if tile and (height > tile or width > tile):
+            result = self._run_locally_scaled(metres, valid, scaling)
+        else:
+            net_in, affine = prepare_net_input(metres, valid, scaling, self.in_channels)
+            result = affine.inverse(self._super_resolve(net_in))
         out_valid = np.repeat(np.repeat(valid, self.scale, axis=0), self.scale, axis=1)
         return self._encode(result, out_valid, depth.dtype)
 
@@ -228,6 +242,14 @@ class DepthSuperResolver:
         if mode == 'minmax':
             return DepthScaling('range')
         return DepthScaling('fixed', max_value=self.max_value, unit='m')
+
+    def fit_tile(self) -> int:
+        """LR tile edge the input scaling is fitted over (0 = the whole frame)."""
+        scaling = self.input_scaling()
+        if scaling.mode != 'range':
+            return 0
+        tile = scaling.fit_tile if self.scaling_tile < 0 else self.scaling_tile
+        return max(tile, 2 * self.tile_overlap + 1) if tile else 0
 
     # ------------------------------------------------------------------ internals
     def _admit(self, shape: Tuple[int, int]) -> None:
@@ -260,8 +282,11 @@ class DepthSuperResolver:
         return out[:height * self.scale, :width * self.scale]
 
     @torch.inference_mode()
-    def _forward(self, image: np.ndarray) -> np.ndarray:
-        tensor = torch.from_numpy(np.ascontiguousarray(image))[None]
+    def _forward(self, image: np.ndarray, keep_batch: bool = False) -> np.ndarray:
+        """One ``(C, h, w)`` image -> ``(h*s, w*s)``; with ``keep_batch``, ``(N, C, h, w)`` ->
+        ``(N, h*s, w*s)``."""
+        tensor = torch.from_numpy(np.ascontiguousarray(image))
+        tensor = tensor if keep_batch else tensor[None]
         if self.device.type == 'cuda':
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
         if self.channels_last:
@@ -271,7 +296,8 @@ class DepthSuperResolver:
         else:
             with torch.autocast(self.device.type, dtype=autocast_dtype(self.precision)):
                 out = self.model(tensor)
-        return out.float()[0, 0].cpu().numpy()
+        out = out.float()[:, 0].cpu().numpy()
+        return out if keep_batch else out[0]
 
     def _run_tiled(self, image: np.ndarray, tile: Tuple[int, int]) -> np.ndarray:
         """Process overlapping LR tiles, blending their HR outputs with linear ramp weights."""
@@ -295,6 +321,60 @@ class DepthSuperResolver:
         np.maximum(weight, 1e-12, out=weight)
         accum /= weight  # in place: no third and fourth HR-sized array
         return accum
+
+    def _run_locally_scaled(self, metres: np.ndarray, valid: np.ndarray,
+                            scaling: DepthScaling) -> np.ndarray:
+        """Super-resolve with the range fitted per ``scaling_tile`` LR tile, blended in metres.
+
+        Why: the sensor models learn on 96-px HR patches, whose depth range is a patch's, not a
+        room's; fitted over a whole frame the same scaling squeezes a wall's detail into a small
+        part of the net's input range, which costs 3-10 % MAD (measured on the sensor suite's
+        validation split). Holes are filled once over the frame; a tile without a valid pixel
+        (its output is invalid anyway) takes the frame's scaling. Each row of equal tiles is one
+        batch; the stop event is checked between rows.
+        """
+        height, width = metres.shape
+        scale, overlap = self.scale, self.tile_overlap
+        tile_h, tile_w = min(self.fit_tile(), height), min(self.fit_tile(), width)
+        filled = fill_invalid(np.where(valid, metres, 0.0).astype(np.float32), valid)
+        frame_affine = scaling.fit(metres[valid], 'm')
+        accum = np.zeros((height * scale, width * scale), np.float32)
+        weight = np.zeros_like(accum)
+        lefts = _tile_starts(width, tile_w, tile_w - overlap)
+        for top in _tile_starts(height, tile_h, tile_h - overlap):
+            if self.stop_event is not None and self.stop_event.is_set():
+                raise InferenceStopped('stopped between tiles')
+            rows = slice(top, top + tile_h)
+            affines, inputs = [], []
+            for left in lefts:
+                cols = slice(left, left + tile_w)
+                tile_valid = valid[rows, cols]
+                affine = (scaling.fit(metres[rows, cols][tile_valid], 'm') if tile_valid.any()
+                          else frame_affine)
+                affines.append(affine)
+                inputs.append(make_net_input(affine.forward(filled[rows, cols]), tile_valid,
+                                             self.in_channels))
+            outputs = self._forward_batch(np.stack(inputs))
+            for left, affine, out in zip(lefts, affines, outputs):
+                ramp = _ramp_weights(out.shape, overlap * scale,
+                                     (top > 0, top + tile_h < height, left > 0,
+                                      left + tile_w < width))
+                hr_rows = slice(top * scale, (top + tile_h) * scale)
+                hr_cols = slice(left * scale, (left + tile_w) * scale)
+                accum[hr_rows, hr_cols] += affine.inverse(out) * ramp
+                weight[hr_rows, hr_cols] += ramp
+        np.maximum(weight, 1e-12, out=weight)
+        accum /= weight
+        return accum
+
+    def _forward_batch(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, C, h, w)`` net inputs -> ``(N, h*s, w*s)`` outputs (padded like one image)."""
+        height, width = batch.shape[-2:]
+        pad_h, pad_w = (-height) % self.pad_multiple, (-width) % self.pad_multiple
+        if pad_h or pad_w:
+            batch = np.pad(batch, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode='edge')
+        out = self._forward(batch, keep_batch=True)
+        return out[:, :height * self.scale, :width * self.scale]
 
     def _encode(self, result: np.ndarray, out_valid: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if dtype == np.uint16:

@@ -99,6 +99,7 @@ class RuntimeSettings:
     normalization_range: float
     tile_size: int
     tile_overlap: int
+    scaling_tile: int
     max_memory_mb: int
 
 
@@ -206,6 +207,11 @@ PARAMETERS: Dict[str, tuple] = {
     'tile_overlap': (8, _descriptor(
         'Low-resolution pixels shared by neighbouring tiles; tile_size must exceed twice this.',
         int_range=(0, 4096))),
+    'scaling_tile': (-1, _descriptor(
+        'Low-resolution tile edge over which a range scaling is fitted (tiles blended, no '
+        'seams): -1 = the checkpoint\'s choice (32 for the shipped sensor models, as they were '
+        'trained on patches), 0 = the whole frame (about 1.35x less work); must exceed twice '
+        'tile_overlap.', int_range=(-1, 8192))),
     'max_memory_mb': (1024, _descriptor(
         'Peak resident memory (MiB) the node stays under: frames are processed in tiles sized '
         'for it, and frames that cannot fit are refused (counted as rejected); 0 = no limit.',
@@ -288,6 +294,9 @@ class DepthSuperResolutionNode(Node):
         if settings.tile_size and settings.tile_size <= 2 * settings.tile_overlap:
             return (f'tile_size {settings.tile_size} must be 0 or more than twice tile_overlap '
                     f'{settings.tile_overlap}')
+        if settings.scaling_tile > 0 and settings.scaling_tile <= 2 * settings.tile_overlap:
+            return (f'scaling_tile {settings.scaling_tile} must be -1, 0 or more than twice '
+                    f'tile_overlap {settings.tile_overlap}')
         return ''
 
     def _load_model(self) -> DepthSuperResolver:
@@ -321,7 +330,7 @@ class DepthSuperResolutionNode(Node):
                     path, device=str(device), precision=precision,
                     input_normalization=settings.normalization,
                     tile_size=settings.tile_size, tile_overlap=settings.tile_overlap,
-                    channels_last=self._param('channels_last'),
+                    scaling_tile=settings.scaling_tile, channels_last=self._param('channels_last'),
                     max_memory_mb=settings.max_memory_mb, stop_event=self._stop)
                 if not resolver.input_scaling().accepts('m'):
                     raise ValueError(f'its scaling ({resolver.input_scaling().describe()}) '
@@ -575,6 +584,7 @@ class DepthSuperResolutionNode(Node):
         resolver.input_normalization = settings.normalization
         resolver.max_value = settings.normalization_range
         resolver.tile_size, resolver.tile_overlap = settings.tile_size, settings.tile_overlap
+        resolver.scaling_tile = settings.scaling_tile
         resolver.memory.max_memory_mb = float(settings.max_memory_mb)
         max_depth = settings.max_depth * unit if settings.max_depth > 0 else None
         depth = resolver.run(frame.depth, max_depth=max_depth)

@@ -355,6 +355,8 @@ def test_parameters_are_described_listed_in_config_and_vetoed(sr_node):
     assert not set_param('weights_path', '/elsewhere.pt').successful
     refused = set_param('tile_size', 4)  # tile_overlap is 8
     assert not refused.successful and 'tile_overlap' in refused.reason
+    refused = set_param('scaling_tile', 12)
+    assert not refused.successful and 'scaling_tile' in refused.reason
     assert not set_param('output_encoding', '8UC1').successful
 
     assert set_param('output_encoding', '32FC1').successful

@@ -1,0 +1,112 @@
+"""Depth scaling fitted per LR tile at inference (``DepthScaling.fit_tile``): the range a net
+trained on patches expects, blended without seams, holes and validity untouched."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from dsr_ros.checkpoint import load_checkpoint, save_checkpoint
+from dsr_ros.depth_scaling import DepthScaling
+from dsr_ros.inference import DepthSuperResolver, InferenceStopped
+from dsr_ros.networks import DSRNet
+from dsr_ros.weights import shipped_models
+
+REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
+TILED = DepthScaling('range', low_percentile=1.0, high_percentile=99.0, fit_tile=24)
+
+
+def _resolver(**kwargs) -> DepthSuperResolver:
+    torch.manual_seed(0)
+    model = DSRNet(scale=4, num_channels=4, num_blocks=1, in_channels=2).eval()
+    return DepthSuperResolver(model, TILED.to_dict(), device='cpu', **kwargs)
+
+
+def _wall(height: int = 60, width: int = 90) -> np.ndarray:
+    """A slanted wall with a small box on it: detail that a room-wide range squeezes."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    wall = 2.0 + 0.004 * cols + 0.002 * rows
+    wall[10:20, 10:22] -= 0.05
+    return wall.astype(np.float32)
+
+
+def test_fit_tile_is_stored_read_and_checked():
+    assert DepthScaling.from_dict(TILED.to_dict()) == TILED
+    assert DepthScaling.from_dict({'mode': 'range'}).fit_tile == 0  # older checkpoints
+    with pytest.raises(ValueError, match='fit_tile'):
+        DepthScaling('fixed', max_value=10.0, unit='m', fit_tile=32)
+    with pytest.raises(ValueError, match='fit_tile'):
+        DepthScaling('range', fit_tile=-3)
+    with pytest.raises(ValueError, match='scaling_tile'):
+        _resolver(scaling_tile=10)  # not more than twice tile_overlap (8)
+
+
+def test_a_far_change_leaves_a_tile_alone_unlike_frame_scaling():
+    """The reason for the tiles: an object metres away no longer rescales a wall's detail."""
+    near = _wall()
+    far = near.copy()
+    far[:, 70:] = 6.0  # a doorway opening onto a far room, 50 LR px from the box
+    box = (slice(0, 100), slice(0, 120))  # HR rows/cols of the first tile, away from the blend
+    local, whole = _resolver(), _resolver(scaling_tile=0)
+    assert local.fit_tile() == 24 and whole.fit_tile() == 0
+    assert np.abs(local.run(near)[box] - local.run(far)[box]).max() < 1e-5
+    assert np.abs(whole.run(near)[box] - whole.run(far)[box]).max() > 1e-4
+
+
+@pytest.mark.parametrize('dtype', [np.uint16, np.float32])
+def test_tiles_keep_validity_and_positive_depth(dtype):
+    depth = _wall()
+    depth[30:34, 40:47] = np.nan
+    depth[0:24, 60:90] = np.nan  # a whole tile without a valid pixel
+    if dtype == np.uint16:
+        depth = np.nan_to_num(np.rint(depth * 1000.0), nan=0.0).astype(np.uint16)
+    out = _resolver().run(depth)
+    lr_valid = depth > 0 if dtype == np.uint16 else np.isfinite(depth)
+    out_valid = out > 0 if dtype == np.uint16 else np.isfinite(out)
+    assert out.dtype == dtype and out.shape == (240, 360)
+    assert np.array_equal(out_valid, np.kron(lr_valid, np.ones((4, 4), bool)))
+    assert (out[out_valid] > 0).all()
+
+
+def test_a_frame_within_one_tile_is_scaled_as_a_whole():
+    frame = _wall(20, 24)
+    assert np.array_equal(_resolver().run(frame), _resolver(scaling_tile=0).run(frame))
+
+
+def test_stop_event_stops_between_tile_rows():
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(InferenceStopped):
+        _resolver(stop_event=stop).run(_wall())
+
+
+def test_shipped_sensor_models_fit_per_tile_and_say_so():
+    sensor = [path for sizes in shipped_models().values() for path in sizes.values()]
+    assert len(sensor) >= 4
+    for path in sensor:
+        _, metadata = load_checkpoint(path)
+        assert metadata['normalization']['fit_tile'] == 32, path.name
+        revision = metadata['provenance']['revisions'][-1]
+        assert revision['changed'] == 'normalization.fit_tile' and revision['to'] == 32
+    research = REPO / 'dsr_ros' / 'weights' / 'dsrnet_research_lite_x4.pt'
+    assert DepthSuperResolver.from_checkpoint(research, device='cpu').fit_tile() == 0
+
+
+def test_set_fit_tile_keeps_the_weights_and_refuses_fixed_scalings(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('set_fit_tile',
+                                                  REPO / 'tools' / 'set_fit_tile.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    model = DSRNet(scale=4, num_channels=4, num_blocks=1)
+    path = save_checkpoint(tmp_path / 'm.pt', model, normalization={'mode': 'range'},
+                           provenance={'command': 'test'})
+    before = load_checkpoint(path)[1]['weights_sha256']
+    assert tool.main(['40', str(path)]) == 0
+    _, metadata = load_checkpoint(path)
+    assert metadata['weights_sha256'] == before and metadata['normalization']['fit_tile'] == 40
+    assert metadata['provenance']['command'] == 'test'
+    fixed = save_checkpoint(tmp_path / 'f.pt', model,
+                            normalization={'mode': 'fixed', 'max_value': 10.0, 'unit': 'm'})
+    assert tool.main(['32', str(fixed)]) == 2
