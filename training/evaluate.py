@@ -494,6 +494,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--split', choices=['test', 'val'], default='test',
                         help='sensor suite frames: test (the reported numbers) or val (held-out '
                              'frames to choose recipes and checkpoints on)')
+    parser.add_argument('--scaling-tile', type=int, default=-1,
+                        help='sensor suite: LR tile a range scaling is fitted over (-1: the '
+                             "checkpoint's fit_tile, 0: whole frames)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     if args.labels is not None and len(args.labels) != len(args.weights):
@@ -546,7 +549,8 @@ def _sensor_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         parser.error('--suite sensor needs --weights (bicubic and nearest are always scored)')
     try:
         results = run_suite(args.weights, args.out, args.data_root or shared_data_root(),
-                            args.labels, args.quick, args.device, split=args.split)
+                            args.labels, args.quick, args.device, split=args.split,
+                            scaling_tile=args.scaling_tile)
     except ValueError as error:  # CheckpointError is a ValueError
         print(f'evaluate: {error}', file=sys.stderr)
         return 2

@@ -536,9 +536,12 @@ def save_figure(maps: Dict[str, Dict[str, np.ndarray]], path: Path) -> None:
 
 def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
               labels: Optional[Sequence[str]] = None, quick: bool = False,
-              device: str = 'cpu', progress: bool = True, split: str = 'test'
-              ) -> Dict[str, Any]:
-    """The CLI's work: every checkpoint at its own scale; writes JSON, Markdown and a figure."""
+              device: str = 'cpu', progress: bool = True, split: str = 'test',
+              scaling_tile: int = -1) -> Dict[str, Any]:
+    """The CLI's work: every checkpoint at its own scale; writes JSON, Markdown and a figure.
+
+    ``scaling_tile``: the resolver's (-1: each checkpoint's ``fit_tile``; 0: whole frames).
+    """
     frames, missing = load_frames(data_root, quick=quick, split=split)
     if not frames:
         raise ValueError(f'no sensor-suite data under {data_root}: {missing}')
@@ -548,11 +551,13 @@ def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
     figure_maps = None
     for index, path in enumerate(weights):
         label = labels[index] if labels else Path(path).stem
-        resolver = DepthSuperResolver.from_checkpoint(path, device=device)
+        resolver = DepthSuperResolver.from_checkpoint(path, device=device,
+                                                      scaling_tile=scaling_tile)
         config = SuiteConfig(scale=resolver.scale, quick=quick)
         result = evaluate_suite(resolver, frames, config, progress, keep_maps=index == 0)
         figure_maps = result.pop('maps', figure_maps)
         result['weights'] = os.fspath(path)
+        result['fit_tile'] = resolver.fit_tile()
         results[label] = result
     out.mkdir(parents=True, exist_ok=True)
     (out / 'sensor.json').write_text(json.dumps(
