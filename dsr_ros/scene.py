@@ -24,8 +24,8 @@ import numpy as np
 
 from dsr_ros.depth_io import OUTPUT_ENCODINGS, convert_depth
 
-__all__ = ['DepthScene', 'ROOM_SURFACES', 'RoomGeometry', 'SceneConfig', 'SceneFrame', 'random_room',
-           'render_room', 'sensor_frame_mm']
+__all__ = ['DepthScene', 'ROOM_SURFACES', 'RoomGeometry', 'SceneConfig', 'SceneFrame',
+           'random_room', 'render_room', 'sensor_frame_mm']
 
 
 @dataclass(frozen=True)

@@ -116,8 +116,8 @@ def test_validation_split_holds_no_test_frame_and_runs_from_the_cli(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / 'sensor.json').read_text())
     assert report['split'] == 'val' and report['results']['m']['fit_tile'] == 0
-    assert {r['dataset'] for r in report['results']['m']['rows']} == {'lu_val', 'rooms_val',
-                                                                       'real'}
+    datasets = {r['dataset'] for r in report['results']['m']['rows']}
+    assert datasets == {'lu_val', 'rooms_val', 'real'}
 
 
 @pytest.mark.skipif(default_weights_path() is None, reason='no shipped sensor model yet')

@@ -85,8 +85,8 @@ def render_rgb(room: RoomGeometry, rng: np.random.Generator, weak_contrast_prob:
     shade = ambient + (1.0 - ambient) * np.clip(normals @ -light, 0.0, 1.0)
     linear = np.clip(albedo * shade[..., None], 0.0, 1.0)
     image = 255.0 * linear ** (1.0 / 2.2)
-    image = cv2.GaussianBlur(image, (0, 0), 0.6) + rng.normal(0, rng.uniform(1.0, 4.0),
-                                                               image.shape)
+    noise = rng.normal(0, rng.uniform(1.0, 4.0), image.shape)
+    image = cv2.GaussianBlur(image, (0, 0), 0.6) + noise
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
