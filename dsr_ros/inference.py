@@ -94,8 +94,12 @@ def prepare_net_input(depth: np.ndarray, valid: np.ndarray, scaling: DepthScalin
     mask-aware nets.
     """
     affine = scaling.fit(depth[valid], unit)
-    filled = fill_invalid(np.where(valid, depth, 0.0).astype(np.float32), valid)
-    return make_net_input(affine.forward(filled), valid, in_channels), affine
+    return make_net_input(affine.forward(_fill_holes(depth, valid)), valid, in_channels), affine
+
+
+def _fill_holes(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """float32 depth with each invalid pixel (NaN, 0, anything) set to its nearest valid one."""
+    return fill_invalid(np.where(valid, depth, 0.0).astype(np.float32), valid)
 
 
 class DepthSuperResolver:
@@ -209,7 +213,7 @@ class DepthSuperResolver:
         scaling = self.input_scaling()
         tile = self.fit_tile()
         if tile and (height > tile or width > tile):
-            result = self._run_locally_scaled(metres, valid, scaling)
+            result = self._run_locally_scaled(metres, valid, scaling, tile)
         else:
             net_in, affine = prepare_net_input(metres, valid, scaling, self.in_channels)
             result = affine.inverse(self._super_resolve(net_in))
@@ -273,20 +277,23 @@ class DepthSuperResolver:
         return self._forward_padded(image)
 
     def _forward_padded(self, image: np.ndarray) -> np.ndarray:
-        height, width = image.shape[-2:]
-        pad_h = (-height) % self.pad_multiple
-        pad_w = (-width) % self.pad_multiple
+        """One ``(C, h, w)`` net input -> ``(h*s, w*s)``: a batch of one."""
+        return self._forward_batch(image[None])[0]
+
+    def _forward_batch(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, C, h, w)`` net inputs -> ``(N, h*s, w*s)``, padded to ``pad_multiple`` (edge
+        replicate) and cropped back."""
+        height, width = batch.shape[-2:]
+        pad_h, pad_w = (-height) % self.pad_multiple, (-width) % self.pad_multiple
         if pad_h or pad_w:
-            image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode='edge')
-        out = self._forward(image)
-        return out[:height * self.scale, :width * self.scale]
+            batch = np.pad(batch, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode='edge')
+        out = self._forward(batch)
+        return out[:, :height * self.scale, :width * self.scale]
 
     @torch.inference_mode()
-    def _forward(self, image: np.ndarray, keep_batch: bool = False) -> np.ndarray:
-        """One ``(C, h, w)`` image -> ``(h*s, w*s)``; with ``keep_batch``, ``(N, C, h, w)`` ->
-        ``(N, h*s, w*s)``."""
-        tensor = torch.from_numpy(np.ascontiguousarray(image))
-        tensor = tensor if keep_batch else tensor[None]
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, C, h, w)`` -> ``(N, h*s, w*s)`` on the device, in the chosen precision."""
+        tensor = torch.from_numpy(np.ascontiguousarray(batch))
         if self.device.type == 'cuda':
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
         if self.channels_last:
@@ -296,8 +303,7 @@ class DepthSuperResolver:
         else:
             with torch.autocast(self.device.type, dtype=autocast_dtype(self.precision)):
                 out = self.model(tensor)
-        out = out.float()[:, 0].cpu().numpy()
-        return out if keep_batch else out[0]
+        return out.float()[:, 0].cpu().numpy()
 
     def _run_tiled(self, image: np.ndarray, tile: Tuple[int, int]) -> np.ndarray:
         """Process overlapping LR tiles, blending their HR outputs with linear ramp weights."""
@@ -323,8 +329,8 @@ class DepthSuperResolver:
         return accum
 
     def _run_locally_scaled(self, metres: np.ndarray, valid: np.ndarray,
-                            scaling: DepthScaling) -> np.ndarray:
-        """Super-resolve with the range fitted per ``scaling_tile`` LR tile, blended in metres.
+                            scaling: DepthScaling, tile: int) -> np.ndarray:
+        """Super-resolve with the range fitted per ``tile`` x ``tile`` LR tile, blended in metres.
 
         Why: the sensor models learn on 96-px HR patches, whose depth range is a patch's, not a
         room's; fitted over a whole frame the same scaling squeezes a wall's detail into a small
@@ -335,8 +341,8 @@ class DepthSuperResolver:
         """
         height, width = metres.shape
         scale, overlap = self.scale, self.tile_overlap
-        tile_h, tile_w = min(self.fit_tile(), height), min(self.fit_tile(), width)
-        filled = fill_invalid(np.where(valid, metres, 0.0).astype(np.float32), valid)
+        tile_h, tile_w = min(tile, height), min(tile, width)
+        filled = _fill_holes(metres, valid)
         frame_affine = scaling.fit(metres[valid], 'm')
         accum = np.zeros((height * scale, width * scale), np.float32)
         weight = np.zeros_like(accum)
@@ -366,15 +372,6 @@ class DepthSuperResolver:
         np.maximum(weight, 1e-12, out=weight)
         accum /= weight
         return accum
-
-    def _forward_batch(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, C, h, w)`` net inputs -> ``(N, h*s, w*s)`` outputs (padded like one image)."""
-        height, width = batch.shape[-2:]
-        pad_h, pad_w = (-height) % self.pad_multiple, (-width) % self.pad_multiple
-        if pad_h or pad_w:
-            batch = np.pad(batch, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode='edge')
-        out = self._forward(batch, keep_batch=True)
-        return out[:, :height * self.scale, :width * self.scale]
 
     def _encode(self, result: np.ndarray, out_valid: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if dtype == np.uint16:

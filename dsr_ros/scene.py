@@ -228,27 +228,28 @@ def render_room(rng: np.random.Generator, width: int = 320, height: int = 240) -
                   np.where(world[..., 0] > 0, right_x / world[..., 0], np.inf)]
     depth = np.min(planes, axis=0)
     surface = np.argmin(planes, axis=0).astype(np.int16)
-    hits = []
+    clutter = len(ROOM_SURFACES)  # the surface id of the next piece of clutter
     for _ in range(int(rng.integers(2, 10))):
         size = rng.uniform([0.1, 0.1, 0.1], [1.2, 1.2, 1.0])
         centre_x, centre_z = rng.uniform(left_x + 0.2, right_x - 0.2), rng.uniform(0.6, back_z)
         bottom = floor_y - (rng.uniform(0.3, 0.9) if rng.random() < 0.25 else 0.0)
         low = np.array([centre_x - size[0] / 2, bottom - size[1], centre_z - size[2] / 2])
         high = np.array([centre_x + size[0] / 2, bottom, centre_z + size[2] / 2])
-        hits.append(_box(world, low, high))
-        depth, surface = _nearer(depth, surface, hits[-1], len(ROOM_SURFACES) + len(hits) - 1)
+        depth, surface = _nearer(depth, surface, _box(world, low, high), clutter)
+        clutter += 1
     for _ in range(int(rng.integers(0, 8))):
         radius = rng.uniform(0.015, 0.25)
         top = floor_y - rng.uniform(0.3, 2.0)
-        hits.append(_vertical_cylinder(
-            world, rng.uniform(left_x, right_x), rng.uniform(0.5, back_z), radius, top, floor_y))
-        depth, surface = _nearer(depth, surface, hits[-1], len(ROOM_SURFACES) + len(hits) - 1)
+        hit = _vertical_cylinder(
+            world, rng.uniform(left_x, right_x), rng.uniform(0.5, back_z), radius, top, floor_y)
+        depth, surface = _nearer(depth, surface, hit, clutter)
+        clutter += 1
     for _ in range(int(rng.integers(0, 4))):
         radius = rng.uniform(0.08, 0.5)
         centre = np.array([rng.uniform(left_x, right_x), floor_y - radius * rng.uniform(1, 3),
                            rng.uniform(0.6, back_z)])
-        hits.append(_sphere(world, centre, radius))
-        depth, surface = _nearer(depth, surface, hits[-1], len(ROOM_SURFACES) + len(hits) - 1)
+        depth, surface = _nearer(depth, surface, _sphere(world, centre, radius), clutter)
+        clutter += 1
     missed = ~np.isfinite(depth)
     depth = np.where(missed, back_z, depth)
     surface[missed] = ROOM_SURFACES.index('back_wall')

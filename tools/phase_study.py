@@ -50,22 +50,24 @@ def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PH
           ) -> Dict[str, Any]:
     """Per data set and phase: mean over frames of the MAD ratios (see the module docstring)."""
     from dsr_ros.depth_io import valid_mask
-    from dsr_ros.inference import DepthSuperResolver, fill_invalid
+    from dsr_ros.inference import DepthSuperResolver
     from training.data import sensor_degradation as sd
-    from training.sensor_suite import (_crop, load_frames, score, upsample_bicubic_masked,
-                                       upsample_nearest)
+    from training.sensor_suite import (_crop, filled_frame, load_frames, score,
+                                       upsample_bicubic_masked, upsample_nearest)
     resolver = DepthSuperResolver.from_checkpoint(weights, device='cpu')
     scale = resolver.scale
     frames, missing = load_frames(data_root, DATASETS)
+    # Each frame's crop and hole-filled copy once; only the sampling phase changes below.
+    prepared = []
+    for frame in frames:
+        gt = _crop(frame.depth, 480, 640)
+        prepared.append((frame.dataset, gt, filled_frame(gt, valid_mask(gt))))
     table: Dict[str, Dict[str, Dict[str, float]]] = {}
     for phase in phases:
         if max(phase) >= scale:
             continue
         ratios: Dict[str, List[List[float]]] = {}
-        for frame in frames:
-            gt = _crop(frame.depth, 480, 640)
-            valid = valid_mask(gt)
-            filled = fill_invalid(np.nan_to_num(gt, nan=0.0), valid) if not valid.all() else gt
+        for dataset, gt, filled in prepared:
             lr = sd.downsample(filled, scale, 'point', phase=phase).astype(np.float32)
             sr = resolver.run(lr)
             outputs = {'sr': sr, 'bicubic': upsample_bicubic_masked(lr, scale),
@@ -73,7 +75,7 @@ def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PH
                        'oracle': phase_aligned_nearest(lr, scale, phase, sr.shape)}
             errors = score(outputs, gt, lr, scale)
             mad = {method: errors[method]['mad'] for method in outputs}
-            ratios.setdefault(frame.dataset, []).append(
+            ratios.setdefault(dataset, []).append(
                 [mad['sr'] / mad['nearest'], mad['sr'] / mad['bicubic'],
                  mad['oracle'] / mad['nearest']])
         for dataset, values in ratios.items():

@@ -141,7 +141,7 @@ def load_frames(data_root: Path, datasets: Optional[Sequence[str]] = None,
             Frame('nyuv2', s.name, _nan_invalid(s.depth, s.valid))
             for s in load_samples({'type': 'nyuv2', 'root': data_root / 'nyuv2_test_subset'})],
         'lu': lambda: [
-            Frame('lu', s.name, _nan_invalid(0.5 + 4.0 * s.depth / 255.0, s.valid))
+            Frame('lu', s.name, _lu_metres(s))
             for s in load_samples({'type': 'lu_rgbd6', 'root': data_root / 'lu_rgbd6'})],
         'ferstl': lambda: [
             Frame('ferstl', s.name, _disparity_to_metres(np.where(s.valid, s.depth, 0)),
@@ -150,7 +150,7 @@ def load_frames(data_root: Path, datasets: Optional[Sequence[str]] = None,
                                    'root': data_root / 'middlebury2005_ferstl_noisy'})],
         'real': lambda: _real_frames(data_root / 'open3d_rgbd_testdata'),
         'lu_val': lambda: [
-            Frame('lu_val', s.name, _nan_invalid(0.5 + 4.0 * s.depth / 255.0, s.valid))
+            Frame('lu_val', s.name, _lu_metres(s))
             for s in load_samples({'type': 'lu30', 'root': data_root / 'middlebury_lu30',
                                    'names': list(LU_VAL_NAMES)})],
         'rooms_val': _validation_rooms,
@@ -190,6 +190,11 @@ def _real_frames(root: Path) -> List[Frame]:
     return frames
 
 
+def _lu_metres(sample: Any) -> np.ndarray:
+    """Lu's 8-bit relative depth mapped to 0.5-4.5 m (NaN = invalid)."""
+    return _nan_invalid(0.5 + 4.0 * sample.depth / 255.0, sample.valid)
+
+
 def _validation_rooms() -> List[Frame]:
     from training.data.synthetic import room_samples
     return [Frame('rooms_val', s.name, s.depth) for s in room_samples(8, 480, 640, seed=1)]
@@ -213,6 +218,11 @@ def _mm_to_metres(raw: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- degradations
+def filled_frame(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """A frame (NaN = hole) with every hole set to its nearest valid pixel."""
+    return fill_invalid(np.nan_to_num(depth, nan=0.0), valid)
+
+
 def degrade_frame(gt: np.ndarray, family: str, scale: int, rng: np.random.Generator,
                   with_clean: bool = False) -> Any:
     """The LR frame (metres, NaN = hole) of a suite family; GT holes stay holes.
@@ -221,7 +231,7 @@ def degrade_frame(gt: np.ndarray, family: str, scale: int, rng: np.random.Genera
     hole-free reference of :func:`near_hole_ratio`).
     """
     valid = valid_mask(gt)
-    filled = fill_invalid(np.nan_to_num(gt, nan=0.0), valid) if not valid.all() else gt
+    filled = filled_frame(gt, valid)
     phase = tuple(int(v) for v in rng.integers(0, scale, 2))
     base = family if family in sd.DOWNSAMPLING else family.split('_')[0]
     if base in ('point', 'gaussian'):
@@ -264,14 +274,14 @@ def upsample_bicubic_masked(lr: np.ndarray, scale: int) -> np.ndarray:
     valid = valid_mask(lr)
     if not valid.any():
         return np.full((lr.shape[0] * scale, lr.shape[1] * scale), np.nan, np.float32)
-    out = upsample_bicubic(fill_invalid(np.nan_to_num(lr, nan=0.0), valid), scale)
+    out = upsample_bicubic(filled_frame(lr, valid), scale)
     out[~upsample_nearest(valid, scale)] = np.nan
     return out
 
 
 # ---------------------------------------------------------------------------- scoring
 def _edge_band(gt: np.ndarray, scale: int) -> np.ndarray:
-    filled = fill_invalid(np.nan_to_num(gt, nan=0.0), valid_mask(gt))
+    filled = filled_frame(gt, valid_mask(gt))
     edges = sd.edge_jump(filled) > 0.03 * np.maximum(filled, 1e-3)
     return cv2.dilate(edges.astype(np.uint8), np.ones((2 * scale + 1, 2 * scale + 1),
                                                       np.uint8)) > 0
