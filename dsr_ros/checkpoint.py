@@ -101,12 +101,14 @@ def save_checkpoint(path: PathLike, model: DSRNet, *,
                     normalization: Optional[Dict[str, Any]] = None,
                     provenance: Optional[Dict[str, Any]] = None,
                     metrics: Optional[Dict[str, Any]] = None,
-                    config: Optional[Dict[str, Any]] = None) -> Path:
+                    config: Optional[Dict[str, Any]] = None,
+                    sampling: Optional[Dict[str, Any]] = None) -> Path:
     """Write a node-ready checkpoint atomically (temp file + rename) and return its path.
 
     ``normalization`` says how depth was scaled to the net's [0, 1] range in training;
     ``provenance`` (data, command, date, git revision) and ``metrics`` are free-form but must be
-    plain Python data so the file stays loadable with ``weights_only=True``.
+    plain Python data so the file stays loadable with ``weights_only=True``. ``sampling``
+    (optional) records the net's measured ``point_alignment`` (:mod:`dsr_ros.sampling_phase`).
     """
     path = Path(path)
     state = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
@@ -121,6 +123,8 @@ def save_checkpoint(path: PathLike, model: DSRNet, *,
         'metrics': _plain(dict(metrics or {})),
         'config': _plain(dict(config or {})),
     }
+    if sampling:
+        payload['sampling'] = _plain(dict(sampling))
     atomic_torch_save(payload, path)
     return path
 
@@ -172,7 +176,22 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
         raise CheckpointError(path, f'bad normalization {norm!r}: {error}') from None
     if not isinstance(payload['state_dict'], dict):
         raise CheckpointError(path, 'state_dict is not a dictionary')
+    problem = _sampling_problem(payload.get('sampling'), payload['scale'])
+    if problem:
+        raise CheckpointError(path, problem)
     return payload
+
+
+def _sampling_problem(sampling: Any, scale: int) -> str:
+    """Why a checkpoint's optional ``sampling`` entry is unusable, or ''."""
+    if sampling is None:
+        return ''
+    alignment = sampling.get('point_alignment') if isinstance(sampling, dict) else None
+    if (not isinstance(alignment, (list, tuple)) or len(alignment) != 2
+            or not all(isinstance(v, int) and 0 <= v < scale for v in alignment)):
+        return (f'bad sampling entry {_short(sampling)}: point_alignment must be [row, col] '
+                f'with each in 0..{scale - 1}')
+    return ''
 
 
 def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = 'cpu'

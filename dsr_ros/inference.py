@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import threading
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from dsr_ros.depth_scaling import Affine, DepthScaling
 from dsr_ros.memory_budget import FrameTooLarge, MemoryBudget
 from dsr_ros.networks import DSRNet
 from dsr_ros.precision import PRECISIONS, autocast_dtype, choose_precision
+from dsr_ros.sampling_phase import checkpoint_alignment, parse_phase, shift_output
 
 __all__ = ['DepthSuperResolver', 'FrameTooLarge', 'InferenceStopped', 'fill_invalid',
            'make_net_input', 'prepare_net_input', 'resolve_device', 'valid_mask']
@@ -129,6 +130,11 @@ class DepthSuperResolver:
             it, frames that cannot fit raise :class:`FrameTooLarge`); 0 = no limit.
         stop_event: when set, a running frame ends between two tiles with
             :class:`InferenceStopped`; CPU tiles are then kept short (see memory_budget).
+        sampling_phase: ``(row, col)`` at which the LR frames were point-sampled (e.g. ``(0, 0)``
+            for ``image_proc`` decimation), or ``None`` / ``(-1, -1)`` when not known; when
+            known, the output is moved to it (:mod:`dsr_ros.sampling_phase`).
+        point_alignment: the net's own sample alignment (default: the checkpoint's
+            ``sampling.point_alignment``); a known ``sampling_phase`` needs it.
     """
 
     def __init__(self, model: DSRNet, normalization: Optional[Dict[str, Any]] = None, *,
@@ -137,7 +143,8 @@ class DepthSuperResolver:
                  tile_size: int = 0, tile_overlap: int = 8, channels_last: bool = True,
                  pad_multiple: int = 8, max_memory_mb: float = 0.0,
                  stop_event: Optional[threading.Event] = None,
-                 scaling_tile: int = -1) -> None:
+                 scaling_tile: int = -1, sampling_phase: Optional[Sequence[int]] = None,
+                 point_alignment: Optional[Sequence[int]] = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if input_normalization not in NORMALIZATION_MODES:
@@ -172,6 +179,13 @@ class DepthSuperResolver:
         self.precision, self.precision_reason = choice.precision, choice.reason
         self.scale = int(model.scale)
         self.in_channels = int(getattr(model, 'in_channels', 1))
+        #: Known point-sampling phase of the input (None: unknown, the output is not moved).
+        self.sampling_phase = parse_phase(sampling_phase, self.scale)
+        self.point_alignment = parse_phase(point_alignment, self.scale, 'point_alignment')
+        if self.sampling_phase is not None and self.point_alignment is None:
+            raise ValueError('a known sampling_phase needs the net\'s point alignment, and this '
+                             'checkpoint records none: measure it with tools/calibrate_phase.py '
+                             'or leave sampling_phase unknown ([-1, -1])')
         self.stop_event = stop_event
         self.memory = MemoryBudget(max_memory_mb, stop_latency=stop_event is not None)
         #: Checkpoint metadata when built by :meth:`from_checkpoint`.
@@ -182,6 +196,7 @@ class DepthSuperResolver:
                         ) -> 'DepthSuperResolver':
         """Load a checkpoint (see :mod:`dsr_ros.checkpoint`) and wrap it."""
         model, metadata = load_checkpoint(path)
+        kwargs.setdefault('point_alignment', checkpoint_alignment(metadata))
         resolver = cls(model, metadata.get('normalization'), **kwargs)
         resolver.metadata = metadata
         return resolver
@@ -217,6 +232,9 @@ class DepthSuperResolver:
         else:
             net_in, affine = prepare_net_input(metres, valid, scaling, self.in_channels)
             result = affine.inverse(self._super_resolve(net_in))
+        if self.sampling_phase is not None:
+            (row, col), (row_a, col_a) = self.sampling_phase, self.point_alignment
+            result = shift_output(result, row - row_a, col - col_a)
         out_valid = np.repeat(np.repeat(valid, self.scale, axis=0), self.scale, axis=1)
         return self._encode(result, out_valid, depth.dtype)
 

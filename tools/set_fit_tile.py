@@ -43,7 +43,8 @@ def set_fit_tile(path: Path, tile: int, reason: str = REASON) -> None:
         'changed': 'normalization.fit_tile', 'from': before.get('fit_tile', 0), 'to': int(tile),
         'why': reason, 'weights': 'unchanged'}]
     save_checkpoint(path, model, normalization=after, provenance=provenance,
-                    metrics=metadata.get('metrics'), config=metadata.get('config'))
+                    metrics=metadata.get('metrics'), config=metadata.get('config'),
+                    sampling=metadata.get('sampling'))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

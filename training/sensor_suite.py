@@ -67,7 +67,10 @@ __all__ = ['FAMILIES', 'Frame', 'SuiteConfig', 'evaluate_suite', 'load_frames',
 LOGGER = logging.getLogger(__name__)
 
 FAMILIES = ('area', 'point', 'bilinear', 'cubic', 'aa_cubic', 'gaussian', 'area_tof',
-            'point_sl', 'point_holes')
+            'point_sl', 'point_holes', 'point_phase_known')
+#: Families where the resolver is told the sampling phase (node parameter sampling_phase); run
+#: only for checkpoints with a measured point alignment (tools/calibrate_phase.py).
+PHASE_KNOWN_FAMILIES = ('point_phase_known', 'real_phase_known')
 NOISY_FAMILIES = ('area_tof', 'point_sl', 'ferstl')
 POINT_FAMILIES = ('point', 'point_sl', 'point_holes')
 MIDDLEBURY_FB = 3740.0 * 0.16
@@ -224,15 +227,17 @@ def filled_frame(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def degrade_frame(gt: np.ndarray, family: str, scale: int, rng: np.random.Generator,
-                  with_clean: bool = False) -> Any:
+                  with_clean: bool = False, phase: Optional[Tuple[int, int]] = None) -> Any:
     """The LR frame (metres, NaN = hole) of a suite family; GT holes stay holes.
 
     ``with_clean`` also returns the frame before the family's own holes were punched (the
-    hole-free reference of :func:`near_hole_ratio`).
+    hole-free reference of :func:`near_hole_ratio`). ``phase``: the point / gaussian sampling
+    phase (drawn from ``rng`` when None).
     """
     valid = valid_mask(gt)
     filled = filled_frame(gt, valid)
-    phase = tuple(int(v) for v in rng.integers(0, scale, 2))
+    drawn = tuple(int(v) for v in rng.integers(0, scale, 2))
+    phase = drawn if phase is None else phase
     base = family if family in sd.DOWNSAMPLING else family.split('_')[0]
     if base in ('point', 'gaussian'):
         lr = sd.downsample(filled, scale, base, phase=phase, sigma=0.35 * scale)
@@ -358,9 +363,16 @@ def _crop(depth: np.ndarray, size: int, width: Optional[int] = None) -> np.ndarr
     return depth[top:top + size, left:left + width]
 
 
-def _run_methods(resolver: DepthSuperResolver, lr: np.ndarray, scale: int
-                 ) -> Dict[str, np.ndarray]:
-    return {'sr': resolver.run(lr), 'bicubic': upsample_bicubic_masked(lr, scale),
+def _run_methods(resolver: DepthSuperResolver, lr: np.ndarray, scale: int,
+                 phase: Optional[Tuple[int, int]] = None) -> Dict[str, np.ndarray]:
+    """SR (told ``phase`` when given, as the node's sampling_phase does), bicubic, nearest."""
+    told = resolver.sampling_phase
+    resolver.sampling_phase = phase
+    try:
+        sr = resolver.run(lr)
+    finally:
+        resolver.sampling_phase = told
+    return {'sr': sr, 'bicubic': upsample_bicubic_masked(lr, scale),
             'nearest': upsample_nearest(lr, scale)}
 
 
@@ -371,14 +383,19 @@ def evaluate_suite(resolver: DepthSuperResolver, frames: Sequence[Frame],
     scale = config.scale
     if resolver.scale != scale:
         raise ValueError(f'the model is x{resolver.scale}, the suite runs x{scale}')
+    families = [f for f in config.families
+                if f not in PHASE_KNOWN_FAMILIES or resolver.point_alignment is not None]
     jobs: List[Tuple[Frame, str]] = []
     for frame in frames:
         if frame.dataset == 'real':
             jobs.append((frame, 'real'))
+            if resolver.point_alignment is not None:
+                jobs.append((frame, 'real_phase_known'))
         elif frame.dataset == 'ferstl':
             jobs.append((frame, 'ferstl'))
         else:
-            jobs.extend((frame, family) for family in config.families)
+            jobs.extend((frame, family) for family in families
+                        if family != 'real_phase_known')
     rows: List[Dict[str, Any]] = []
     maps: Dict[str, Dict[str, np.ndarray]] = {}
     sequences: Dict[str, Dict[str, list]] = {}
@@ -390,8 +407,13 @@ def evaluate_suite(resolver: DepthSuperResolver, frames: Sequence[Frame],
         rng = np.random.default_rng([config.seed, FAMILIES.index(family)
                                      if family in FAMILIES else 99, len(frame.name),
                                      sum(map(ord, frame.name))])
-        if family == 'real':
+        phase = None
+        if family in ('real', 'real_phase_known'):
             lr = decimate_real(gt, scale)
+            phase = (0, 0) if family == 'real_phase_known' else None
+        elif family == 'point_phase_known':
+            phase = tuple(int(v) for v in rng.integers(0, scale, 2))
+            lr, clean = degrade_frame(gt, 'point', scale, rng, with_clean=True, phase=phase)
         elif family == 'ferstl':
             # Crop the given LR input and take the GT window that lies exactly under it.
             lr_full = frame.lr_given[scale]
@@ -404,7 +426,7 @@ def evaluate_suite(resolver: DepthSuperResolver, frames: Sequence[Frame],
                              left * scale:(left + lr.shape[1]) * scale]
         else:
             lr, clean = degrade_frame(gt, family, scale, rng, with_clean=True)
-        outputs = _run_methods(resolver, lr, scale)
+        outputs = _run_methods(resolver, lr, scale, phase)
         row = {'dataset': frame.dataset, 'frame': frame.name, 'family': family,
                **score(outputs, gt, lr, scale)}
         if family == 'point_holes':

@@ -1,0 +1,63 @@
+"""Where a point-sampled LR pixel came from, and how to move a net's output to match it.
+
+A camera or driver that decimates by keeping one pixel per ``s x s`` block (structured light,
+ROS ``image_proc`` crop_decimate) samples the HR scene at a *phase* ``(row, col)``: LR pixel
+``(i, j)`` is HR pixel ``(s i + row, s j + col)``. The LR image alone cannot reveal the phase,
+so a net trained on a mix of phases settles on one alignment of its own: its output is placed
+as if every sample came from one fixed offset, the checkpoint's *point alignment* (measured on
+validation frames by ``tools/calibrate_phase.py``, e.g. ``(1, 1)`` for the shipped x4 models).
+
+When the phase is known (the node's ``sampling_phase`` parameter), the fix is exact and free:
+sampling at phase ``p`` is sampling the scene shifted by ``p``, so the output is moved by
+``p - alignment`` whole HR pixels (rows and columns that move in from the border repeat the
+edge). Validity is not moved: an invalid LR pixel still invalidates its own ``s x s`` block.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ['UNKNOWN_PHASE', 'checkpoint_alignment', 'parse_phase', 'shift_output']
+
+#: The node parameter's value for "phase not known" (no shift).
+UNKNOWN_PHASE = (-1, -1)
+
+Phase = Tuple[int, int]
+
+
+def parse_phase(value: Optional[Sequence[int]], scale: int, what: str = 'sampling_phase'
+                ) -> Optional[Phase]:
+    """``None`` for an unknown phase (``None`` or ``(-1, -1)``), else a checked ``(row, col)``."""
+    if value is None:
+        return None
+    phase = tuple(int(v) for v in value)
+    if phase == UNKNOWN_PHASE:
+        return None
+    if len(phase) != 2 or not all(0 <= v < scale for v in phase):
+        raise ValueError(f'{what} must be [-1, -1] (unknown) or [row, col] with each in '
+                         f'0..{scale - 1} at x{scale}; got {list(value)}')
+    return phase  # type: ignore[return-value]
+
+
+def checkpoint_alignment(metadata: Mapping[str, Any]) -> Optional[Phase]:
+    """The point alignment a checkpoint records (``sampling.point_alignment``), if any."""
+    value = (metadata.get('sampling') or {}).get('point_alignment')
+    return None if value is None else (int(value[0]), int(value[1]))
+
+
+def shift_output(hr: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``hr`` moved down by ``rows`` and right by ``cols`` HR pixels (negative: up / left).
+
+    The pixels that enter from the border repeat the nearest edge row or column; NaN holes
+    move with their values.
+    """
+    if rows == 0 and cols == 0:
+        return hr
+    height, width = hr.shape[-2:]
+    if abs(rows) >= height or abs(cols) >= width:
+        raise ValueError(f'cannot shift a {height}x{width} image by ({rows}, {cols})')
+    src_rows = np.clip(np.arange(height) - rows, 0, height - 1)
+    src_cols = np.clip(np.arange(width) - cols, 0, width - 1)
+    return hr[..., src_rows[:, None], src_cols[None, :]]

@@ -1,0 +1,107 @@
+"""A known point-sampling phase moves the output by ``phase - alignment`` (and nothing else);
+the alignment is measured on validation frames, stored in the checkpoint and checked."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from dsr_ros.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from dsr_ros.depth_scaling import DepthScaling
+from dsr_ros.inference import DepthSuperResolver
+from dsr_ros.networks import DSRNet
+from dsr_ros.sampling_phase import checkpoint_alignment, parse_phase, shift_output
+from dsr_ros.weights import shipped_models
+from test_data_fakes import require_shared
+
+REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
+SCALING = DepthScaling('range', low_percentile=1.0, high_percentile=99.0).to_dict()
+
+
+def _checkpoint(path, sampling=None):
+    torch.manual_seed(0)
+    model = DSRNet(scale=4, num_channels=4, num_blocks=1, in_channels=2)
+    return save_checkpoint(path, model, normalization=SCALING, sampling=sampling,
+                           provenance={'command': 'test'})
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location('calibrate_phase',
+                                                  REPO / 'tools' / 'calibrate_phase.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_shift_moves_pixels_and_repeats_the_edge():
+    image = np.arange(20, dtype=np.float32).reshape(4, 5)
+    moved = shift_output(image, 1, -2)
+    assert np.array_equal(moved[1:, :3], image[:3, 2:])
+    assert np.array_equal(moved[0, :3], image[0, 2:])  # the row entering from the top
+    assert np.array_equal(moved[1:, 3], image[:3, 4])
+    assert np.array_equal(moved[1:, 4], image[:3, 4])
+    assert shift_output(image, 0, 0) is image
+    with pytest.raises(ValueError, match='cannot shift'):
+        shift_output(image, 4, 0)
+
+
+def test_phase_values_are_checked_against_the_scale():
+    assert parse_phase(None, 4) is None and parse_phase([-1, -1], 4) is None
+    assert parse_phase([0, 3], 4) == (0, 3)
+    for bad in ([4, 0], [0, -1], [1, 2, 3]):
+        with pytest.raises(ValueError, match='sampling_phase'):
+            parse_phase(bad, 4)
+
+
+def test_a_known_phase_moves_values_but_not_validity(tmp_path):
+    path = _checkpoint(tmp_path / 'm.pt', {'point_alignment': [1, 1]})
+    assert checkpoint_alignment(load_checkpoint(path)[1]) == (1, 1)
+    rows, cols = np.mgrid[0:24, 0:32]
+    lr = (1.5 + 0.02 * cols + (rows > 12) * 0.4).astype(np.float32)
+    lr[3:5, 6:9] = np.nan
+    unknown = DepthSuperResolver.from_checkpoint(path, device='cpu').run(lr)
+    told = DepthSuperResolver.from_checkpoint(path, device='cpu', sampling_phase=(3, 0)).run(lr)
+    assert np.array_equal(np.isnan(told), np.isnan(unknown))  # holes stay s x s blocks
+    # phase (3, 0) - alignment (1, 1): two rows down, one column left
+    expected = shift_output(unknown, 2, -1)
+    both = ~np.isnan(told) & ~np.isnan(expected)
+    assert both.mean() > 0.9 and np.allclose(told[both], expected[both])
+
+
+def test_a_known_phase_needs_a_measured_alignment(tmp_path):
+    path = _checkpoint(tmp_path / 'm.pt')
+    with pytest.raises(ValueError, match='calibrate_phase'):
+        DepthSuperResolver.from_checkpoint(path, device='cpu', sampling_phase=(0, 0))
+    DepthSuperResolver.from_checkpoint(path, device='cpu', sampling_phase=(-1, -1))
+    bad = _checkpoint(tmp_path / 'bad.pt', {'point_alignment': [4, 0]})
+    with pytest.raises(CheckpointError, match='point_alignment') as error:
+        load_checkpoint(bad)
+    assert 'bad.pt' in str(error.value)
+
+
+def test_shipped_sensor_models_record_their_alignment():
+    for sizes in shipped_models().values():
+        for path in sizes.values():
+            metadata = load_checkpoint(path)[1]
+            alignment = checkpoint_alignment(metadata)
+            assert alignment is not None and all(0 <= v < metadata['scale'] for v in alignment)
+            assert metadata['weights_verified']
+
+
+def test_calibration_measures_on_validation_frames_and_records(tmp_path):
+    root = require_shared('middlebury_lu30').parent
+    path = _checkpoint(tmp_path / 'm.pt')
+    before = load_checkpoint(path)[1]['weights_sha256']
+    out = tmp_path / 'cal'
+    assert _tool().main([str(path), '--data-root', str(root), '--out', str(out),
+                         '--write']) == 0
+    metadata = load_checkpoint(path)[1]
+    report = __import__('json').loads((out / 'phase_calibration.json').read_text())[0]
+    assert metadata['sampling']['point_alignment'] == report['point_alignment']
+    assert metadata['weights_sha256'] == before
+    assert metadata['provenance']['revisions'][-1]['changed'] == 'sampling.point_alignment'
+    assert all(name.split('/')[0] in ('lu_val', 'rooms_val') for name in report['frames'])
+    assert len(report['per_phase']) == 16
+    # the recorded alignment is the best-scoring candidate
+    assert report['mean_sr_told_over_nearest'] == min(report['alignment_scores'].values())
