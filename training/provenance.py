@@ -28,7 +28,16 @@ _REPO = Path(__file__).resolve().parents[1]
 
 
 def git_state() -> Dict[str, Any]:
-    """``{'git_revision': sha, 'git_dirty': bool}``; empty strings outside a git checkout."""
+    """``{'git_revision': sha, 'git_dirty': bool}``; empty strings outside a git checkout.
+
+    A copy of the tree without ``.git`` (a lent GPU machine gets one) takes the revision from
+    ``DSR_ROS_GIT_REVISION``, set by whoever copied it, and marks it ``git_dirty: None``
+    (unknown).
+    """
+    copied = os.environ.get('DSR_ROS_GIT_REVISION', '').strip()
+    if copied and not (_REPO / '.git').exists():
+        return {'git_revision': copied, 'git_dirty': None}
+
     def run(*args: str) -> str:
         try:
             return subprocess.run(['git', *args], capture_output=True, text=True, cwd=_REPO,

@@ -119,6 +119,9 @@ class Trainer:
         self.device = resolve_device(config['device'])
         if config['torch_threads']:
             torch.set_num_threads(int(config['torch_threads']))
+        if self.device.type == 'cuda':
+            # Patches have one fixed size: let cuDNN pick its fastest kernels once.
+            torch.backends.cudnn.benchmark = True
         # Tiny gradients and Adam moments turn denormal on CPUs, where denormal arithmetic is
         # many times slower; flushing them to zero changes nothing that matters to training.
         torch.set_flush_denormal(True)
