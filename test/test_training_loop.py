@@ -108,6 +108,12 @@ def test_config_base_and_overrides(tmp_path):
     assert config['name'] == 'child' and config['seed'] == 3
     assert config['loss']['rho1'] == 0.5 and config['loss']['output_gating'] == 'pixel'
     assert config['data']['patch_size'] == 32  # from the parent
+    # YAML 1.1 would read 5e-4 as a string; Adam would then fail at the first epoch.
+    (tmp_path / 'lr.yaml').write_text('base: parent.yaml\nname: lr\noptim: {lr: 2e-4}\n')
+    assert load_config(tmp_path / 'lr.yaml', ['optim.eps=1E-7'])['optim']['lr'] == 2e-4
+    assert load_config(tmp_path / 'child.yaml', ['optim.lr=5e-4'])['optim']['lr'] == 5e-4
+    assert load_config(tmp_path / 'child.yaml', ['optim.eps=1E-7'])['optim']['eps'] == 1e-7
+    assert load_config(tmp_path / 'child.yaml', ['name=5e-4x'])['name'] == '5e-4x'
     with pytest.raises(ConfigError, match='unknown config key .loss.rho3'):
         load_config(tmp_path / 'child.yaml', ['loss.rho3=1'])
     with pytest.raises(ConfigError, match='not KEY=VALUE'):
