@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere: training/ is beside tools/
     sys.path.insert(0, str(REPO))
 
-from training.config import load_config  # noqa: E402
+from training.config import ConfigError, load_config  # noqa: E402
 
 
 def parse_run(text: str) -> tuple:
@@ -109,7 +109,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     start = time.monotonic()
     deadline = start + 60.0 * args.budget_min
-    configs = {name: load_config(path, args.overrides) for name, path in args.runs}
+    try:  # a typo must stop everything before a lent GPU's minutes go
+        configs = {name: load_config(path, args.overrides) for name, path in args.runs}
+    except ConfigError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     paths = dict(args.runs)
 
     probes = {name: launch(paths[name], args.out / f'probe_{name}', args.overrides + [
