@@ -172,7 +172,8 @@ PARAMETERS: Dict[str, tuple] = {
         read_only=True)),
     'precision': ('auto', _descriptor(
         'Inference precision. auto: fp16 on CUDA, bf16 on CPUs with native bf16 (AMX or '
-        'AVX512-BF16) when measured faster, else fp32. fp16 needs CUDA; bf16 on a CPU without '
+        'AVX512-BF16), each when measured at least 1.2x faster than fp32 at start-up, else '
+        'fp32. fp16 needs CUDA; bf16 on a CPU without '
         'native bf16 is refused. The residual and the output stay fp32.',
         read_only=True, constraints=' | '.join(PRECISIONS))),
     'channels_last': (True, _descriptor(
