@@ -53,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help='seconds of timed frames per measurement')
     parser.add_argument('--matmul-size', type=int, default=2048)
     parser.add_argument('--node', action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument('--sensor-json', type=Path, default=None,
-                        help='sensor.json of an earlier `training.evaluate --suite sensor` run '
-                        '(default: run it here)')
+    parser.add_argument('--sensor-json', type=Path, nargs='+', default=None,
+                        help='sensor.json of earlier `training.evaluate --suite sensor` runs '
+                        '(one per model is fine: each model is looked up in all of them; '
+                        'default: run it here)')
     parser.add_argument('--middlebury-json', type=Path, default=None,
                         help='results.json of an earlier `training.evaluate --dataset '
                         'middlebury2005 --scales 4` run (default: run it here)')
@@ -99,14 +100,13 @@ def _stage(result: Dict[str, Any], stage: str) -> Dict[str, Any]:
 
 
 def _quality(models: List[Model], opts: argparse.Namespace, notes: List[str]
-             ) -> Dict[str, Optional[Path]]:
-    """Paths of sensor.json and results.json: given, run here, or None (with a note)."""
+             ) -> Dict[str, Any]:
+    """sensor.json paths (a list) and the results.json path: given, run here, or None."""
     trained = [m for m in models if not m.random]
     weights, labels = [m.weights_path for m in trained], [m.label for m in trained]
-    paths: Dict[str, Optional[Path]] = {'sensor': opts.sensor_json,
-                                        'middlebury': opts.middlebury_json}
-    runners = {'sensor': lambda: run_sensor_suite(weights, labels, opts.out / 'sensor',
-                                                  opts.suite_quick),
+    paths: Dict[str, Any] = {'sensor': opts.sensor_json, 'middlebury': opts.middlebury_json}
+    runners = {'sensor': lambda: [run_sensor_suite(weights, labels, opts.out / 'sensor',
+                                                   opts.suite_quick)],
                'middlebury': lambda: run_middlebury(weights, labels, opts.out / 'middlebury')}
     for name, runner in runners.items():
         if paths[name] is not None or not opts.quality or not trained:
@@ -120,7 +120,7 @@ def _quality(models: List[Model], opts: argparse.Namespace, notes: List[str]
 
 
 def pareto_rows(models: List[Model], speed: Dict[str, Any],
-                quality: Dict[str, Optional[Path]]) -> List[Dict[str, Any]]:
+                quality: Dict[str, Any]) -> List[Dict[str, Any]]:
     """One row per model: speed, efficiency and quality numbers (None where not measured)."""
     rows = []
     for model in models:
@@ -128,8 +128,10 @@ def pareto_rows(models: List[Model], speed: Dict[str, Any],
         bare, lock = _stage(result, 'model'), _stage(result, 'node_lockstep')
         flood = _stage(result, 'node_flood')
         sensor = None
-        if quality['sensor'] is not None and not model.random:
-            sensor = sensor_ratios(quality['sensor'], model.label, model.weights_path)
+        for path in [] if model.random else quality['sensor'] or []:
+            sensor = sensor_ratios(path, model.label, model.weights_path)
+            if sensor is not None:
+                break
         mad = None
         if quality['middlebury'] is not None and not model.random:
             mad = middlebury_mad(quality['middlebury'], model.label, SCALE)
@@ -225,7 +227,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                if quality['middlebury'] else None)
     text = render_table(rows, meta, bicubic, opts)
     report = {'meta': meta, 'notes': notes, 'rows': rows, 'bicubic_middlebury_x4_mad': bicubic,
-              'quality_files': {k: os.fspath(v) if v else None for k, v in quality.items()},
+              'quality_files': {
+                  'sensor': [os.fspath(v) for v in quality['sensor'] or []],
+                  'middlebury': (os.fspath(quality['middlebury'])
+                                 if quality['middlebury'] else None)},
               'speed': speed}
     (opts.out / 'pareto.json').write_text(json.dumps(report, indent=1, default=str))
     (opts.out / 'pareto.md').write_text(text + ''.join(f'\n- {n}' for n in notes) + '\n')

@@ -130,3 +130,24 @@ def test_cpu_tuning_applies_in_a_fresh_process():
     assert omp_env() == {'OMP_WAIT_POLICY': 'PASSIVE'}
     with pytest.raises(ValueError):
         tune_malloc(0)
+
+
+def test_pareto_finds_each_model_in_any_of_several_suite_files(tmp_path, tiny_checkpoint):
+    """One sensor.json per model (as the suite writes them) is enough for the Pareto table."""
+    ratios = {'sr_over_bicubic_mad': 0.7, 'sr_over_nearest_mad': 0.8,
+              'sr_over_bicubic_rmse': 0.9, 'sr_over_nearest_rmse': 0.6}
+    other = tmp_path / 'other.json'
+    other.write_text(json.dumps({'results': {'someone else': {
+        'weights': '/nowhere.pt', 'summary': {'area': {k: 9.0 for k in ratios}}}}}))
+    mine = tmp_path / 'mine.json'
+    mine.write_text(json.dumps({'results': {'tiny4': {
+        'weights': str(tiny_checkpoint), 'summary': {'area': ratios}}}}))
+    command = [sys.executable, '-m', 'benchmarks.pareto', '--quick', '--no-node',
+               '--out', str(tmp_path / 'out'), '--weights', str(tiny_checkpoint),
+               '--labels', 'tiny4', '--sensor-json', str(other), str(mine)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / 'out' / 'pareto.json').read_text())
+    assert report['rows'][0]['sensor'] == {'area': ratios}
+    assert report['quality_files']['sensor'] == [str(other), str(mine)]
+    assert '| tiny4 | area | 0.700 | 0.800 | 0.900 | 0.600 |' in result.stdout

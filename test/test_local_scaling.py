@@ -82,15 +82,21 @@ def test_stop_event_stops_between_tile_rows():
 
 
 def test_shipped_sensor_models_fit_per_tile_and_say_so():
-    sensor = [path for sizes in shipped_models().values() for path in sizes.values()]
+    """lite rungs fit per 32-px tile (quality); tiny rungs fit the whole frame (real time)."""
+    sensor = [(size, path) for sizes in shipped_models().values()
+              for size, path in sizes.items()]
     assert len(sensor) >= 4
-    for path in sensor:
+    for size, path in sensor:
         _, metadata = load_checkpoint(path)
+        revisions = [r for r in metadata['provenance'].get('revisions', [])
+                     if r['changed'] == 'normalization.fit_tile']
+        if size == 'tiny':
+            assert metadata['normalization']['fit_tile'] == 0, path.name
+            assert revisions[-1]['to'] == 0 and 'real-time' in revisions[-1]['why']
+            continue
         assert metadata['normalization']['fit_tile'] == 32, path.name
         # Set by the training config (models trained since) or by a recorded revision.
         trained_with = metadata['config']['data']['scaling'].get('fit_tile')
-        revisions = [r for r in metadata['provenance'].get('revisions', [])
-                     if r['changed'] == 'normalization.fit_tile']
         assert trained_with == 32 or revisions[-1]['to'] == 32, path.name
     research = REPO / 'dsr_ros' / 'weights' / 'dsrnet_research_lite_x4.pt'
     assert DepthSuperResolver.from_checkpoint(research, device='cpu').fit_tile() == 0

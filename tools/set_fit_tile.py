@@ -51,10 +51,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('tile', type=int, help='LR tile edge (0 = fit over the whole frame)')
     parser.add_argument('checkpoints', nargs='+', type=Path)
+    parser.add_argument('--why', default=REASON, help='the reason, kept in the revision')
     args = parser.parse_args(argv)
     for path in args.checkpoints:
         try:
-            set_fit_tile(path, args.tile)
+            set_fit_tile(path, args.tile, args.why)
         except ValueError as error:  # CheckpointError is a ValueError
             print(f'set_fit_tile: {error}', file=sys.stderr)
             return 2
