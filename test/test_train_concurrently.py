@@ -1,4 +1,4 @@
-"""tools/train_concurrently.py: a probe epoch sizes each run so its schedule fits the budget.
+"""tools/train_concurrently.py: probe epochs size each run so its schedule fits the budget.
 
 Real ``training.train`` processes on the smoke config (CPU, seconds): one run trains, one run
 with a broken override fails its probe and is reported, not fatal.
@@ -56,7 +56,7 @@ def test_runs_side_by_side_inside_the_budget(tmp_path):
         'overrides']
     bad = summary['runs']['bad']
     assert 'patches_per_epoch' not in bad and bad['probe_exit'] != 0
-    assert 'bad: the probe epoch failed' in result.stdout
+    assert 'bad: the probe epochs failed' in result.stdout
 
 
 def test_a_missing_config_stops_everything_before_a_run_starts(tmp_path):
