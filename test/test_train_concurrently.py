@@ -1,7 +1,7 @@
 """tools/train_concurrently.py: probe epochs size each run so its schedule fits the budget.
 
 Real ``training.train`` processes on the smoke config (CPU, seconds): one run trains, one run
-with a broken override fails its probe and is reported, not fatal.
+whose data is missing fails its probe and is reported, not fatal.
 """
 
 import importlib.util

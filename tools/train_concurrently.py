@@ -6,10 +6,10 @@ rungs of the model ladder train side by side, each in its own ``training.train``
 many patches fit the budget is not known in advance (it depends on the card, the other runs
 and the data workers), so every run first trains two short probe epochs, all of them at once;
 each run's samples/s in its second probe epoch (the first pays for worker start-up and cuDNN's
-autotuning: on a lent H100 it measured 2-3x too slow) then sets its ``data.patches_per_epoch``
-so that the epochs its
-config asks for (and their learning-rate steps) end inside the budget. The choice is recorded
-as a ``--set`` override, so each checkpoint's provenance says exactly what ran.
+autotuning: on a lent H100 it measured 2-3x too slow) then sets its
+``data.patches_per_epoch`` so that the epochs its config asks for (and their learning-rate
+steps) end inside the budget. The choice is recorded as a ``--set`` override, so each
+checkpoint's provenance says exactly what ran.
 
     python tools/train_concurrently.py --out runs_gpu --budget-min 6 \\
         --run paper_x4=training/configs/sensor_paper_x4.yaml \\
@@ -24,7 +24,6 @@ is over is stopped; its best checkpoint so far stays.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -36,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere: training/ is beside tools/
     sys.path.insert(0, str(REPO))
 
-from training.config import ConfigError, load_config  # noqa: E402
+from training.config import ConfigError, load_config, total_epochs  # noqa: E402
+from training.plot_history import read_history  # noqa: E402
 
 
 def parse_run(text: str) -> tuple:
@@ -47,13 +47,12 @@ def parse_run(text: str) -> tuple:
     return name, config
 
 
-def read_history(run_dir: Path) -> List[Dict[str, str]]:
-    """Rows of ``history.csv``; none when the run wrote no epoch."""
-    path = run_dir / 'history.csv'
-    if not path.exists():
+def epochs_logged(run_dir: Path) -> List[Dict[str, Any]]:
+    """Parsed rows of a run's ``history.csv``; none when the run logged no epoch."""
+    try:
+        return read_history(run_dir / 'history.csv')
+    except (OSError, ValueError):
         return []
-    with path.open(newline='') as handle:
-        return list(csv.DictReader(handle))
 
 
 def launch(config: str, out: Path, overrides: Sequence[str]) -> subprocess.Popen:
@@ -127,7 +126,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                'overrides': args.overrides, 'runs': {}}
     mains = {}
     for name, config in configs.items():
-        history = read_history(args.out / f'probe_{name}')
+        history = epochs_logged(args.out / f'probe_{name}')
         entry: Dict[str, Any] = {'config': paths[name], 'probe_exit': probe_codes.get(name)}
         summary['runs'][name] = entry
         if len(history) < 2:
@@ -137,9 +136,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rate = float(history[-1]['samples_per_s'])
         # Start-up (data, CUDA) and validation: what the probe took beyond its epochs.
         overhead = max(probe_wall - sum(float(row['epoch_s']) for row in history), 0.0)
-        epochs = int(config['schedule']['stage1_epochs']) + int(
-            config['schedule']['stage2_epochs'])
-        # Epochs run slower than the probe measured when the others are busy too: keep 10 %.
+        epochs = total_epochs(config)
+        # Epochs run slower than the probe measured when the others are busy too: keep 10 %,
+        # and about 3 s per epoch for its held-out pass and checkpoints.
         seconds = 0.9 * (deadline - time.monotonic() - overhead - 3.0 * epochs)
         count = patches_per_epoch(rate, seconds, epochs, int(config['data']['batch_size']),
                                   floor=int(config['data']['batch_size']))
@@ -150,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              args.overrides + [f'data.patches_per_epoch={count}'])
     codes = wait_all(mains, deadline + 60.0 * args.grace_min)
     for name in mains:
-        history = read_history(args.out / name)
+        history = epochs_logged(args.out / name)
         entry = summary['runs'][name]
         entry.update(exit=codes.get(name), epochs_done=len(history),
                      best_val_e_dsr=min((float(r['val_e_dsr']) for r in history),

@@ -22,7 +22,8 @@ import yaml
 from training.networks import STRUCTURE_KERNELS as _KERNELS
 
 __all__ = ['ConfigError', 'DEFAULTS', 'OUTPUT_GATINGS', 'PAPER_DEVIATIONS', 'ROLE_POLICIES',
-           'STAGE2_DATA', 'apply_overrides', 'config_chain', 'load_config', 'merge_config']
+           'STAGE2_DATA', 'apply_overrides', 'config_chain', 'load_config', 'merge_config',
+           'total_epochs']
 
 ROLE_POLICIES = ('errors', 'dsr_student', 'alternate')
 OUTPUT_GATINGS = ('none', 'pixel', 'error_ratio')
@@ -180,6 +181,12 @@ def load_config(path: Union[str, os.PathLike],
     config['data']['val'] = [_expand(spec) for spec in config['data']['val']]
     validate(config, os.fspath(path))
     return config
+
+
+def total_epochs(config: Dict[str, Any]) -> int:
+    """Epochs of a config's whole schedule (stage 1 + stage 2)."""
+    schedule = config['schedule']
+    return int(schedule['stage1_epochs']) + int(schedule['stage2_epochs'])
 
 
 def apply_overrides(config: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:

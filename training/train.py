@@ -39,7 +39,7 @@ from dsr_ros.checkpoint import atomic_torch_save, save_checkpoint
 from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
 from dsr_ros.inference import resolve_device
 from training import losses
-from training.config import ConfigError, load_config
+from training.config import ConfigError, load_config, total_epochs
 from training.data.overlap import resolve_overlaps
 from training.data.patches import PatchDataset
 from training.data.sample import RGBDSample
@@ -138,8 +138,7 @@ class Trainer:
 
     @property
     def total_epochs(self) -> int:
-        schedule = self.config['schedule']
-        return int(schedule['stage1_epochs']) + int(schedule['stage2_epochs'])
+        return total_epochs(self.config)
 
     def _loader(self, dataset: PatchDataset, epoch: int) -> DataLoader:
         dataset.set_epoch(epoch)
