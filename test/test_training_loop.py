@@ -101,6 +101,15 @@ def test_checkpoint_and_state_carry_provenance_through_a_fork(tmp_path):
     assert meta['provenance']['forked_from']['config_name'] == 'smoke'
 
 
+def test_git_revision_of_a_copied_tree_comes_from_whoever_copied_it(monkeypatch):
+    from training.provenance import git_state
+    monkeypatch.delenv('DSR_ROS_GIT_REVISION', raising=False)
+    here = git_state()
+    assert here['git_dirty'] in (True, False)  # this checkout, read from git
+    monkeypatch.setenv('DSR_ROS_GIT_REVISION', 'abc123')
+    assert git_state() == {'git_revision': 'abc123', 'git_dirty': None}
+
+
 def test_config_base_and_overrides(tmp_path):
     (tmp_path / 'parent.yaml').write_text(SMOKE.read_text())
     (tmp_path / 'child.yaml').write_text('base: parent.yaml\nname: child\nloss: {rho1: 0.5}\n')

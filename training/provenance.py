@@ -30,12 +30,12 @@ _REPO = Path(__file__).resolve().parents[1]
 def git_state() -> Dict[str, Any]:
     """``{'git_revision': sha, 'git_dirty': bool}``; empty strings outside a git checkout.
 
-    A copy of the tree without ``.git`` (a lent GPU machine gets one) takes the revision from
-    ``DSR_ROS_GIT_REVISION``, set by whoever copied it, and marks it ``git_dirty: None``
-    (unknown).
+    ``DSR_ROS_GIT_REVISION``, when set, wins: whoever copied the tree to another machine (a
+    lent GPU) says which commit it is, and the copy's own ``.git`` may be stale (the lent H100's
+    reported an older commit plus 'dirty'). Its dirtiness is then unknown (``None``).
     """
     copied = os.environ.get('DSR_ROS_GIT_REVISION', '').strip()
-    if copied and not (_REPO / '.git').exists():
+    if copied:
         return {'git_revision': copied, 'git_dirty': None}
 
     def run(*args: str) -> str:
