@@ -27,7 +27,8 @@ from dsr_ros.depth_scaling import Affine, DepthScaling
 from dsr_ros.memory_budget import FrameTooLarge, MemoryBudget
 from dsr_ros.networks import DSRNet
 from dsr_ros.precision import PRECISIONS, autocast_dtype, choose_precision
-from dsr_ros.sampling_phase import checkpoint_alignment, parse_phase, shift_output
+from dsr_ros.sampling_phase import (checkpoint_alignment, keep_samples, parse_phase,
+                                    shift_output)
 
 __all__ = ['DepthSuperResolver', 'FrameTooLarge', 'InferenceStopped', 'fill_invalid',
            'make_net_input', 'prepare_net_input', 'resolve_device', 'valid_mask']
@@ -135,6 +136,8 @@ class DepthSuperResolver:
             known, the output is moved to it (:mod:`dsr_ros.sampling_phase`).
         point_alignment: the net's own sample alignment (default: the checkpoint's
             ``sampling.point_alignment``); a known ``sampling_phase`` needs it.
+        keep_samples: with a known ``sampling_phase``, write each valid LR pixel back at its
+            HR position (it is the camera's own measurement there); ignored when unknown.
     """
 
     def __init__(self, model: DSRNet, normalization: Optional[Dict[str, Any]] = None, *,
@@ -144,7 +147,8 @@ class DepthSuperResolver:
                  pad_multiple: int = 8, max_memory_mb: float = 0.0,
                  stop_event: Optional[threading.Event] = None,
                  scaling_tile: int = -1, sampling_phase: Optional[Sequence[int]] = None,
-                 point_alignment: Optional[Sequence[int]] = None) -> None:
+                 point_alignment: Optional[Sequence[int]] = None,
+                 keep_samples: bool = True) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if input_normalization not in NORMALIZATION_MODES:
@@ -186,6 +190,8 @@ class DepthSuperResolver:
             raise ValueError('a known sampling_phase needs the net\'s point alignment, and this '
                              'checkpoint records none: measure it with tools/calibrate_phase.py '
                              'or leave sampling_phase unknown ([-1, -1])')
+        #: With a known phase, put the LR samples back at their HR positions.
+        self.keep_samples = bool(keep_samples)
         self.stop_event = stop_event
         self.memory = MemoryBudget(max_memory_mb, stop_latency=stop_event is not None)
         #: Checkpoint metadata when built by :meth:`from_checkpoint`.
@@ -235,6 +241,8 @@ class DepthSuperResolver:
         if self.sampling_phase is not None:
             (row, col), (row_a, col_a) = self.sampling_phase, self.point_alignment
             result = shift_output(result, row - row_a, col - col_a)
+            if self.keep_samples:
+                result = keep_samples(result, metres, valid, self.sampling_phase)
         out_valid = np.repeat(np.repeat(valid, self.scale, axis=0), self.scale, axis=1)
         return self._encode(result, out_valid, depth.dtype)
 

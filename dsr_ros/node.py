@@ -220,6 +220,11 @@ PARAMETERS: Dict[str, tuple] = {
         'true sample positions (the checkpoint\'s measured point alignment; about 0.64x '
         'nearest\'s error instead of 0.98x on point-sampled validation frames at x4).',
         read_only=True)),
+    'keep_samples': (True, _descriptor(
+        'With a known sampling_phase, write each valid low-resolution pixel back at the '
+        'high-resolution pixel it was sampled from: it is the camera\'s own measurement there '
+        '(a net smooths a structured-light frame\'s quantised terraces). Ignored when the '
+        'phase is unknown.', read_only=True)),
     'max_memory_mb': (1024, _descriptor(
         'Peak resident memory (MiB) the node stays under: frames are processed in tiles sized '
         'for it, and frames that cannot fit are refused (counted as rejected); 0 = no limit.',
@@ -340,6 +345,7 @@ class DepthSuperResolutionNode(Node):
                     tile_size=settings.tile_size, tile_overlap=settings.tile_overlap,
                     scaling_tile=settings.scaling_tile, channels_last=self._param('channels_last'),
                     sampling_phase=list(self._param('sampling_phase')),
+                    keep_samples=self._param('keep_samples'),
                     max_memory_mb=settings.max_memory_mb, stop_event=self._stop)
                 if not resolver.input_scaling().accepts('m'):
                     raise ValueError(f'its scaling ({resolver.input_scaling().describe()}) '

@@ -11,6 +11,11 @@ When the phase is known (the node's ``sampling_phase`` parameter), the fix is ex
 sampling at phase ``p`` is sampling the scene shifted by ``p``, so the output is moved by
 ``p - alignment`` whole HR pixels (rows and columns that move in from the border repeat the
 edge). Validity is not moved: an invalid LR pixel still invalidates its own ``s x s`` block.
+
+A known phase also says that each LR pixel *is* the camera's measurement of one HR pixel, so
+:func:`keep_samples` puts it back there (the node's ``keep_samples``): a net smooths the
+quantised terraces of a structured-light frame, and on the frame it is compared against those
+pixels are exact (x2: a quarter of the output).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ['UNKNOWN_PHASE', 'checkpoint_alignment', 'parse_phase', 'shift_output']
+__all__ = ['UNKNOWN_PHASE', 'checkpoint_alignment', 'keep_samples', 'parse_phase',
+           'shift_output']
 
 #: The node parameter's value for "phase not known" (no shift).
 UNKNOWN_PHASE = (-1, -1)
@@ -61,3 +67,18 @@ def shift_output(hr: np.ndarray, rows: int, cols: int) -> np.ndarray:
     src_rows = np.clip(np.arange(height) - rows, 0, height - 1)
     src_cols = np.clip(np.arange(width) - cols, 0, width - 1)
     return hr[..., src_rows[:, None], src_cols[None, :]]
+
+
+def keep_samples(hr: np.ndarray, lr: np.ndarray, valid: np.ndarray, phase: Phase) -> np.ndarray:
+    """``hr`` with every valid LR pixel written back at its HR position ``s i + phase``.
+
+    ``lr`` and ``valid`` are the LR frame (in ``hr``'s unit) and its validity; ``s`` is the
+    ratio of the two shapes. Returns a new array.
+    """
+    scale = hr.shape[-2] // lr.shape[-2]
+    if scale < 1 or hr.shape[-2:] != (lr.shape[0] * scale, lr.shape[1] * scale):
+        raise ValueError(f'an HR image {hr.shape} is not an integer multiple of {lr.shape}')
+    row, col = phase
+    out = np.array(hr, copy=True)
+    out[..., row::scale, col::scale][..., valid] = lr[valid]
+    return out

@@ -184,3 +184,20 @@ def test_a_checkpoint_of_another_scale_starts_only_the_scale_independent_layers(
             torch.testing.assert_close(value, x4.state_dict()[key])
         else:
             torch.testing.assert_close(value, before[key])
+
+
+def test_a_decimated_sensor_frame_patch_is_scored_against_that_frame():
+    """The patch target is the camera's frame whose every 4th pixel the LR input keeps."""
+    ramp = np.tile(np.linspace(1.5, 3.0, 128, dtype=np.float32), (128, 1))
+    sample = RGBDSample('ramp', ramp, np.ones(ramp.shape, bool), 'metre')
+    frames = SensorDegradation(downsampling={'point': 1}, point_phase0_prob=1.0,
+                               sensor_frame_prob=1.0, blob_prob=0, edge_dropout_prob=0,
+                               range_cut_prob=0, border_prob=0)
+    dataset = PatchDataset([sample], 4, patch_size=64, patches_per_epoch=1, min_valid_ratio=0,
+                           rotate180=False, degradation='sensor', sensor=frames,
+                           scaling=DepthScaling(mode='range'), in_channels=2)
+    item = dataset[0]
+    hr, lr = item['hr'][0].numpy(), item['lr'][0].numpy()
+    np.testing.assert_allclose(lr, hr[::4, ::4], atol=1e-6)
+    clean = np.linspace(1.5, 3.0, 128)
+    assert len(np.unique(hr[0])) < len(np.unique(clean[:64]))  # terraces, not the ramp

@@ -11,7 +11,8 @@ from dsr_ros.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dsr_ros.depth_scaling import DepthScaling
 from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.networks import DSRNet
-from dsr_ros.sampling_phase import checkpoint_alignment, parse_phase, shift_output
+from dsr_ros.sampling_phase import (checkpoint_alignment, keep_samples, parse_phase,
+                                    shift_output)
 from dsr_ros.weights import shipped_models
 from test_data_fakes import require_shared
 
@@ -61,7 +62,8 @@ def test_a_known_phase_moves_values_but_not_validity(tmp_path):
     lr = (1.5 + 0.02 * cols + (rows > 12) * 0.4).astype(np.float32)
     lr[3:5, 6:9] = np.nan
     unknown = DepthSuperResolver.from_checkpoint(path, device='cpu').run(lr)
-    told = DepthSuperResolver.from_checkpoint(path, device='cpu', sampling_phase=(3, 0)).run(lr)
+    told = DepthSuperResolver.from_checkpoint(path, device='cpu', sampling_phase=(3, 0),
+                                              keep_samples=False).run(lr)
     assert np.array_equal(np.isnan(told), np.isnan(unknown))  # holes stay s x s blocks
     # phase (3, 0) - alignment (1, 1): two rows down, one column left
     expected = shift_output(unknown, 2, -1)
@@ -105,3 +107,27 @@ def test_calibration_measures_on_validation_frames_and_records(tmp_path):
     assert len(report['per_phase']) == 16
     # the recorded alignment is the best-scoring candidate
     assert report['mean_sr_told_over_nearest'] == min(report['alignment_scores'].values())
+
+
+def test_a_known_phase_keeps_the_cameras_own_pixels(tmp_path):
+    """Told the phase, every valid LR pixel comes back exactly at the HR pixel it sampled."""
+    path = _checkpoint(tmp_path / 'm.pt', {'point_alignment': [1, 1]})
+    rows, cols = np.mgrid[0:24, 0:32]
+    lr = (1500 + 7 * cols + (rows > 12) * 400).astype(np.uint16)
+    lr[3:5, 6:9] = 0
+    kept = DepthSuperResolver.from_checkpoint(path, device='cpu', sampling_phase=(2, 1)).run(lr)
+    np.testing.assert_array_equal(kept[2::4, 1::4], lr)  # holes (0) stay holes as well
+    moved = DepthSuperResolver.from_checkpoint(path, device='cpu', sampling_phase=(2, 1),
+                                               keep_samples=False).run(lr)
+    others = np.ones(kept.shape, bool)
+    others[2::4, 1::4] = False
+    np.testing.assert_array_equal(kept[others], moved[others])
+    assert not np.array_equal(moved[2::4, 1::4], lr)  # the net alone does not give them back
+    unknown = DepthSuperResolver.from_checkpoint(path, device='cpu').run(lr)
+    ignored = DepthSuperResolver.from_checkpoint(path, device='cpu', keep_samples=True).run(lr)
+    np.testing.assert_array_equal(unknown, ignored)  # no phase, nothing to keep
+
+
+def test_keep_samples_refuses_shapes_that_are_not_a_scale_apart():
+    with pytest.raises(ValueError, match='integer multiple'):
+        keep_samples(np.zeros((8, 8)), np.zeros((3, 3)), np.ones((3, 3), bool), (0, 0))

@@ -146,3 +146,46 @@ def test_config_errors_are_specific():
     loaded = SensorDegradation.from_config({'tof_relative_sigma': [0.002, 0.004]})
     assert loaded.tof_relative_sigma == (0.002, 0.004)
     assert SensorDegradation.from_config(loaded.to_dict()) == loaded
+
+
+def test_structured_light_frame_noise_is_correlated_with_its_sigma_and_terraced():
+    rng = np.random.default_rng(0)
+    depth, fb = 2.0, 40.0
+    frame = sd.structured_light_frame(_plane(depth, 256), rng, fb, 0.05, 2.0, subpixel=0)
+    disparity_error = fb / frame - fb / depth
+    assert np.std(disparity_error) == pytest.approx(0.05, rel=0.15)
+    neighbour = np.corrcoef(disparity_error[:, :-1].ravel(), disparity_error[:, 1:].ravel())[0, 1]
+    assert neighbour > 0.8  # block matching shares its error with the neighbours
+    # With 1/8-px steps a slanted plane becomes terraces of exact disparity levels.
+    ramp = np.tile(np.linspace(2.5, 3.0, 256, dtype=np.float32), (64, 1))
+    terraced = sd.structured_light_frame(ramp, rng, fb, 0.02, 1.0, subpixel=8)
+    levels = fb / terraced * 8
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)
+    # 16 -> 13.3 px of disparity is about 21 levels of 1/8 px (one more for the noise).
+    assert len(np.unique(terraced)) <= (fb / 2.5 - fb / 3.0) * 8 + 3
+
+
+def test_a_decimated_sensor_frame_is_its_own_target_and_only_point_sampled():
+    hr = np.tile(np.linspace(1.0, 3.0, 64, dtype=np.float32), (64, 1))
+    model = SensorDegradation(downsampling={'point': 1}, point_phase0_prob=1.0,
+                              sensor_frame_prob=1.0, blob_prob=0, edge_dropout_prob=0,
+                              range_cut_prob=0, border_prob=0)
+    out = model.apply(hr, np.ones(hr.shape, bool), 4, np.random.default_rng(3))
+    assert out.info['sensor_frame'] and out.target is not None
+    assert not np.allclose(out.target, hr)  # the camera's frame, not the scene
+    # The LR pixels are the target's own pixels at the phase: no noise on top.
+    np.testing.assert_array_equal(out.depth, out.target[::4, ::4])
+    area = SensorDegradation(downsampling={'area': 1}, sensor_frame_prob=1.0)
+    assert area.apply(hr, np.ones(hr.shape, bool), 4, np.random.default_rng(3)).target is None
+
+
+def test_sensor_frames_off_by_default_draw_what_they_drew_before():
+    """A probability of 0 must not consume random numbers: old configs keep their patches."""
+    hr, valid = _step(), np.ones((64, 64), bool)
+    default = SensorDegradation().apply(hr, valid, 4, np.random.default_rng([5, 2]))
+    assert default.target is None and 'sensor_frame' not in default.info
+    some = SensorDegradation(sensor_frame_prob=0.5)
+    fractions = [some.apply(hr, valid, 4, np.random.default_rng(seed)).target is not None
+                 for seed in range(300)]
+    # point sampling is 0.3 of the default mix, half of that becomes a sensor frame
+    assert 0.08 < np.mean(fractions) < 0.23

@@ -232,6 +232,21 @@ def test_config_refuses_unknown_keys(tmp_path):
     assert copy.deepcopy(DEFAULTS) == DEFAULTS
 
 
+def test_a_derived_config_adds_sensor_keys_and_typos_still_fail(tmp_path):
+    """data.sensor's defaults live in SensorDegradation: a config basing on one that sets
+    some of its keys may set others, and a misspelt one is refused when the config loads."""
+    base = tmp_path / 'base.yaml'
+    base.write_text('name: base\ndata: {train: [{type: synthetic}], degradation: sensor,\n'
+                    '       sensor: {point_phase0_prob: 0.8}}\n')
+    child = tmp_path / 'child.yaml'
+    child.write_text('base: base.yaml\nname: child\ndata: {sensor: {sensor_frame_prob: 0.5}}\n')
+    sensor = load_config(child)['data']['sensor']
+    assert sensor == {'point_phase0_prob': 0.8, 'sensor_frame_prob': 0.5}
+    child.write_text('base: base.yaml\nname: child\ndata: {sensor: {sensor_frame_prb: 0.5}}\n')
+    with pytest.raises(ConfigError, match='data.sensor: unknown sensor degradation keys'):
+        load_config(child)
+
+
 def test_a_recorded_bag_trains_for_one_epoch(tmp_path):
     """rosbag2 written here (depth 16UC1 mm + rgb8 + camera_info) -> one training epoch."""
     from training.data.rosbag_io import BagFrame, write_bag

@@ -122,6 +122,11 @@ def _yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
+#: Sections whose default is None (the owner's own defaults) and whose keys the owner checks:
+#: a config that bases on another may add keys to them (``validate`` refuses unknown ones).
+OPEN_SECTIONS = ('data.sensor', 'data.scaling')
+
+
 def merge_config(base: Dict[str, Any], override: Dict[str, Any], where: str = '') -> Dict:
     """Deep-merge ``override`` into a copy of ``base``, refusing keys ``base`` lacks."""
     merged = copy.deepcopy(base)
@@ -129,7 +134,9 @@ def merge_config(base: Dict[str, Any], override: Dict[str, Any], where: str = ''
         path = f'{where}.{key}' if where else key
         if key not in base:
             raise ConfigError(f'unknown config key {path!r}; known: {sorted(base)}')
-        if isinstance(base[key], dict) and isinstance(value, dict):
+        if path in OPEN_SECTIONS and isinstance(base[key], dict) and isinstance(value, dict):
+            merged[key] = {**base[key], **copy.deepcopy(value)}
+        elif isinstance(base[key], dict) and isinstance(value, dict):
             merged[key] = merge_config(base[key], value, path)
         else:
             merged[key] = value
@@ -225,6 +232,11 @@ def validate(config: Dict[str, Any], where: str = 'config') -> None:
     for section in ('stage1_epochs', 'stage2_epochs'):
         if int(config['schedule'][section]) < 0:
             raise ConfigError(f'{where}: schedule.{section} must be >= 0')
+    from training.data.sensor_degradation import SensorDegradation
+    try:
+        SensorDegradation.from_config(config['data']['sensor'])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f'{where}: data.sensor: {error}') from error
 
 
 def _expand(spec: Dict[str, Any]) -> Dict[str, Any]:

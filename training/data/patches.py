@@ -199,6 +199,8 @@ class PatchDataset(Dataset):
         hr_m = random_metric_range(np.ascontiguousarray(hr), valid, unit, rng)
         degraded = self.sensor.apply(hr_m, valid, self.scale, rng)
         lr_m, lr_valid = degraded.depth, degraded.valid
+        if degraded.target is not None:  # a decimated sensor frame: its own frame is the truth
+            hr_m = degraded.target
         if not lr_valid.any():  # nothing survived: fall back to the clean box average
             lr_m, lr_valid = degrade(hr_m, self.scale, 'area'), np.ones(lr_valid.shape, bool)
         lr_in, affine = prepare_net_input(lr_m, lr_valid, self.scaling, self.in_channels)
