@@ -34,7 +34,7 @@ import torch
 
 from dsr_ros.atomic_io import atomic_write
 from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
-from dsr_ros.networks import DSRNet, SUPPORTED_SCALES
+from dsr_ros.networks import RESIDUAL_BASES, SUPPORTED_SCALES, DSRNet
 
 __all__ = ['ARCH_BOUNDS', 'CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION',
            'WEIGHT_DTYPES', 'arch_problem', 'atomic_torch_save', 'build_model',
@@ -44,7 +44,8 @@ LOGGER = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 'dsr_ros.dsrnet/1'
 REQUIRED_KEYS = ('format', 'arch', 'scale', 'normalization', 'state_dict')
-ARCH_KEYS = ('scale', 'num_channels', 'num_blocks', 'in_channels', 'global_residual')
+ARCH_KEYS = ('scale', 'num_channels', 'num_blocks', 'in_channels', 'global_residual',
+             'residual_base')
 #: Integer ``arch`` values a sane DSRNet stays within (the paper's net is 64 channels, 5
 #: blocks); larger ones are refused before anything is allocated (``num_channels: 1500`` took
 #: 15 s and 5.3 GB to build, ``num_blocks: 20000`` 40 s).
@@ -84,6 +85,9 @@ def arch_problem(arch: Dict[str, Any]) -> str:
             return f'arch {key} {value} is outside [{low}, {high}]'
     if 'global_residual' in arch and not isinstance(arch['global_residual'], bool):
         return f'arch global_residual must be true or false, got {arch["global_residual"]!r}'
+    if 'residual_base' in arch and arch['residual_base'] not in RESIDUAL_BASES:
+        return (f'arch residual_base must be one of {list(RESIDUAL_BASES)}, got '
+                f'{arch["residual_base"]!r}')
     return ''
 
 

@@ -137,3 +137,26 @@ def test_refusals(saved, tmp_path, mutate, fragment):
     bad = tmp_path / 'bad.pt'
     torch.save(mutate(_payload(path)), bad)
     _expect_error(bad, fragment)
+
+
+def test_a_nearest_residual_base_round_trips_and_old_arches_stay_bicubic(tmp_path):
+    model = _tiny(residual_base='nearest').eval()
+    for param in model.reconstruction[-1].parameters():
+        torch.nn.init.zeros_(param)  # no correction: the output is the base itself
+    x = torch.rand(1, 1, 5, 6)
+    with torch.inference_mode():
+        out = model(x)
+    assert torch.equal(out, x.repeat_interleave(4, dim=2).repeat_interleave(4, dim=3))
+    loaded, metadata = load_checkpoint(save_checkpoint(tmp_path / 'n.pt', model))
+    assert loaded.residual_base == 'nearest' and metadata['arch']['residual_base'] == 'nearest'
+    old = save_checkpoint(tmp_path / 'old.pt', _tiny())
+    payload = torch.load(old, map_location='cpu', weights_only=True)
+    del payload['arch']['residual_base']  # written before the option existed
+    torch.save(payload, old)
+    assert load_checkpoint(old)[0].residual_base == 'bicubic'
+    payload['arch']['residual_base'] = 'lanczos'
+    torch.save(payload, old)
+    with pytest.raises(CheckpointError, match='residual_base'):
+        load_checkpoint(old)
+    with pytest.raises(ValueError, match='residual_base'):
+        _tiny(residual_base='area')

@@ -7,8 +7,9 @@ per-block HR features (``return_features=True``) to distil knowledge from the RG
 Outline (Sun et al., CVPR 2021, after Haris et al., DBPN, CVPR 2018):
 shallow block (3 convs at LR) -> N x [up-projection (LR->HR), down-projection (HR->LR)]
 -> reconstruction from the last HR features. The last block has no down-projection because
-nothing consumes it. With ``global_residual`` the net predicts the correction to a bicubic
-upsampling of its input, which trains faster and keeps flat regions exact.
+nothing consumes it. With ``global_residual`` the net predicts the correction to an
+upsampling of its input (``residual_base``: bicubic, as published, or nearest), which trains
+faster and keeps flat regions exact.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ['DSRNet', 'PROJECTION_PARAMS', 'SUPPORTED_SCALES']
+__all__ = ['DSRNet', 'PROJECTION_PARAMS', 'RESIDUAL_BASES', 'SUPPORTED_SCALES']
 
 #: (kernel, stride, padding) of the projection (de)convolutions per scale: DBPN's values.
 PROJECTION_PARAMS = {2: (6, 2, 2), 4: (8, 4, 2), 8: (12, 8, 2), 16: (20, 16, 2)}
 SUPPORTED_SCALES = tuple(sorted(PROJECTION_PARAMS))
+#: Upsamplings the global residual may be added to: ``bicubic`` (the paper) puts each LR value
+#: at its block's centre and blends neighbours; ``nearest`` repeats it over its block, which is
+#: already exact on a point-sampled frame's flat terraces at phase 0 and on box averages.
+RESIDUAL_BASES = ('bicubic', 'nearest')
 
 
 class _UpProjection(nn.Module):
@@ -73,21 +78,27 @@ class DSRNet(nn.Module):
             where the depth channel holds a fill value). With the mask the net learns how far
             to trust filled pixels instead of taking a fill that crosses depth edges at face
             value.
-        global_residual: predict ``D_sr - bicubic(D_lr)`` instead of ``D_sr`` (the bicubic
-            term uses the depth channel only).
+        global_residual: predict ``D_sr - base(D_lr)`` instead of ``D_sr`` (the base uses
+            the depth channel only).
+        residual_base: the upsampling ``base`` of the global residual, one of
+            :data:`RESIDUAL_BASES` (checkpoints without it are bicubic).
 
     Input is normalised LR depth ``(B, in_channels, h, w)``; output is always one channel,
     ``(B, 1, h*scale, w*scale)``.
     """
 
     def __init__(self, scale: int = 4, num_channels: int = 64, num_blocks: int = 5,
-                 in_channels: int = 1, global_residual: bool = True) -> None:
+                 in_channels: int = 1, global_residual: bool = True,
+                 residual_base: str = 'bicubic') -> None:
         super().__init__()
         if scale not in PROJECTION_PARAMS:
             raise ValueError(f'DSRNet supports scales {SUPPORTED_SCALES}, got {scale!r}')
         if in_channels not in (1, 2):
             raise ValueError(f'in_channels must be 1 (depth) or 2 (depth, mask), got '
                              f'{in_channels!r}')
+        if residual_base not in RESIDUAL_BASES:
+            raise ValueError(f'residual_base must be one of {RESIDUAL_BASES}, got '
+                             f'{residual_base!r}')
         if num_channels < 1 or num_blocks < 1:
             raise ValueError('num_channels and num_blocks must be positive, got '
                              f'{num_channels} and {num_blocks}')
@@ -96,6 +107,7 @@ class DSRNet(nn.Module):
         self.num_blocks = int(num_blocks)
         self.in_channels = int(in_channels)
         self.global_residual = bool(global_residual)
+        self.residual_base = str(residual_base)
         kernel, stride, padding = PROJECTION_PARAMS[self.scale]
         c = self.num_channels
         self.shallow = nn.Sequential(
@@ -116,7 +128,7 @@ class DSRNet(nn.Module):
         """Constructor arguments that rebuild this network (stored in checkpoints)."""
         return {'scale': self.scale, 'num_channels': self.num_channels,
                 'num_blocks': self.num_blocks, 'in_channels': self.in_channels,
-                'global_residual': self.global_residual}
+                'global_residual': self.global_residual, 'residual_base': self.residual_base}
 
     def forward(self, depth_lr: torch.Tensor, return_features: bool = False
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
@@ -130,7 +142,9 @@ class DSRNet(nn.Module):
             if index < len(self.down_blocks):
                 low = self.down_blocks[index](high)
         out = self.reconstruction(high)
-        if self.global_residual:
+        if self.global_residual and self.residual_base == 'nearest':
+            out = out + F.interpolate(depth_lr[:, :1], scale_factor=self.scale, mode='nearest')
+        elif self.global_residual:
             out = out + F.interpolate(depth_lr[:, :1], scale_factor=self.scale, mode='bicubic',
                                       align_corners=False)
         if return_features:
