@@ -142,11 +142,15 @@ class DSRNet(nn.Module):
             if index < len(self.down_blocks):
                 low = self.down_blocks[index](high)
         out = self.reconstruction(high)
-        if self.global_residual and self.residual_base == 'nearest':
-            out = out + F.interpolate(depth_lr[:, :1], scale_factor=self.scale, mode='nearest')
-        elif self.global_residual:
-            out = out + F.interpolate(depth_lr[:, :1], scale_factor=self.scale, mode='bicubic',
-                                      align_corners=False)
+        if self.global_residual:
+            out = out + self._residual_base(depth_lr[:, :1])
         if return_features:
             return out, features
         return out
+
+    def _residual_base(self, depth_lr: torch.Tensor) -> torch.Tensor:
+        """The upsampling of the LR depth that the reconstruction corrects (``residual_base``)."""
+        if self.residual_base == 'nearest':
+            return F.interpolate(depth_lr, scale_factor=self.scale, mode='nearest')
+        return F.interpolate(depth_lr, scale_factor=self.scale, mode='bicubic',
+                             align_corners=False)

@@ -275,9 +275,17 @@ def add_structured_light_noise(depth: np.ndarray, rng: np.random.Generator,
     A disparity error ``dd`` is a depth error ``z^2 dd / fB``: sigma grows with depth squared,
     and ``subpixel`` > 0 quantises disparity to ``1 / subpixel`` px (Kinect v1: 1/8).
     """
+    return _depth_with_disparity_noise(depth, rng.standard_normal(depth.shape) * disparity_sigma,
+                                       focal_baseline, subpixel)
+
+
+def _depth_with_disparity_noise(depth: np.ndarray, noise: np.ndarray, focal_baseline: float,
+                                subpixel: int) -> np.ndarray:
+    """Depth whose disparity ``fB / z`` is off by ``noise`` px, then quantised to
+    ``1 / subpixel`` px (none when 0): both structured-light models share this."""
     with np.errstate(divide='ignore', invalid='ignore'):
         disparity = focal_baseline / np.maximum(depth, 1e-3)
-    disparity = disparity + rng.standard_normal(depth.shape) * disparity_sigma
+    disparity = disparity + noise
     if subpixel:
         disparity = np.round(disparity * subpixel) / subpixel
     disparity = np.maximum(disparity, 1.0 / max(subpixel, 8))
@@ -300,13 +308,7 @@ def structured_light_frame(depth: np.ndarray, rng: np.random.Generator,
         gain = 2.0 * correlation * np.sqrt(np.pi)
         noise = gain * cv2.GaussianBlur(noise, (0, 0), sigmaX=correlation,
                                         borderType=cv2.BORDER_REFLECT)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        disparity = focal_baseline / np.maximum(depth, 1e-3)
-    disparity = disparity + noise * disparity_sigma
-    if subpixel:
-        disparity = np.round(disparity * subpixel) / subpixel
-    disparity = np.maximum(disparity, 1.0 / max(subpixel, 8))
-    return (focal_baseline / disparity).astype(np.float32)
+    return _depth_with_disparity_noise(depth, noise * disparity_sigma, focal_baseline, subpixel)
 
 
 def quantize(depth: np.ndarray, kind: str, valid: Optional[np.ndarray] = None) -> np.ndarray:
