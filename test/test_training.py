@@ -245,6 +245,9 @@ def test_a_derived_config_adds_sensor_keys_and_typos_still_fail(tmp_path):
     child.write_text('base: base.yaml\nname: child\ndata: {sensor: {sensor_frame_prb: 0.5}}\n')
     with pytest.raises(ConfigError, match='data.sensor: unknown sensor degradation keys'):
         load_config(child)
+    child.write_text('base: base.yaml\nname: child\ndata: {scaling: {mode: range, fit_tle: 32}}\n')
+    with pytest.raises(ConfigError, match='data.scaling: .*fit_tle'):
+        load_config(child)
 
 
 def test_a_recorded_bag_trains_for_one_epoch(tmp_path):

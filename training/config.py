@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Sequence, Union
 
 import yaml
 
+from dsr_ros.depth_scaling import DepthScaling
+from training.data.sensor_degradation import SensorDegradation
 from training.networks import STRUCTURE_KERNELS as _KERNELS
 
 __all__ = ['ConfigError', 'DEFAULTS', 'OUTPUT_GATINGS', 'PAPER_DEVIATIONS', 'ROLE_POLICIES',
@@ -233,11 +235,15 @@ def validate(config: Dict[str, Any], where: str = 'config') -> None:
     for section in ('stage1_epochs', 'stage2_epochs'):
         if int(config['schedule'][section]) < 0:
             raise ConfigError(f'{where}: schedule.{section} must be >= 0')
-    from training.data.sensor_degradation import SensorDegradation
+    # The open sections: their owners know their keys and ranges.
     try:
         SensorDegradation.from_config(config['data']['sensor'])
     except (TypeError, ValueError) as error:
         raise ConfigError(f'{where}: data.sensor: {error}') from error
+    try:
+        DepthScaling(**(config['data']['scaling'] or {}))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f'{where}: data.scaling: {error}') from error
 
 
 def _expand(spec: Dict[str, Any]) -> Dict[str, Any]:
