@@ -2,10 +2,13 @@
 
 A lite model gives better depth than a tiny one but runs about ten times slower; which one a
 robot can afford depends on its CPU or GPU, the frame size and the camera's rate, none of which
-is known when the package is built. So the node's ``model: auto`` times each candidate on a
-frame of the expected size (a procedural room, the same scene the demo uses), largest first,
-and keeps the first whose median time fits the frame period; when none does it takes the
-fastest and says so. Everything measured is returned for the start-up log line.
+is known when the package is built. So the node's ``model: auto`` times the candidates on a
+frame of the expected size (a procedural room, the same scene the demo uses), smallest first,
+and keeps the largest whose median time fits the frame period. A rung is never faster than the
+one below it, so the timing stops at the first rung that falls behind: on a 2-core CPU the
+paper net (seconds a frame) is never run at start-up. When not even the smallest keeps up it
+is taken anyway (the fastest) and the log says so. Everything measured is returned for the
+start-up log line.
 """
 
 from __future__ import annotations
@@ -67,13 +70,14 @@ def choose_model(candidates: Dict[str, Path], build: Callable[[Path], object],
         raise ValueError('no shipped model to choose from')
     period = 1.0 / rate_hz if rate_hz > 0 else float('inf')
     seconds: Dict[str, float] = {}
-    fastest: Tuple[float, str, object] = (float('inf'), '', None)
-    for size in reversed(list(candidates)):
-        resolver = build(candidates[size])
+    chosen: Tuple[str, object, bool] = ('', None, False)
+    for size, path in candidates.items():
+        resolver = build(path)
         seconds[size] = time_resolver(resolver, input_shape)
-        if seconds[size] <= HEADROOM * period:
-            return Choice(size, candidates[size], seconds, True), resolver
-        if seconds[size] < fastest[0]:
-            fastest = (seconds[size], size, resolver)
-    _, size, resolver = fastest
-    return Choice(size, candidates[size], seconds, False), resolver
+        keeps_up = seconds[size] <= HEADROOM * period
+        if keeps_up or not chosen[0]:
+            chosen = (size, resolver, keeps_up)
+        if not keeps_up:
+            break  # the larger rungs are slower still
+    size, resolver, keeps_up = chosen
+    return Choice(size, candidates[size], seconds, keeps_up), resolver

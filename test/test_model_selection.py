@@ -33,13 +33,24 @@ def test_auto_picks_the_largest_that_keeps_up(monkeypatch):
     timings = {'tiny': 0.02, 'lite': 0.5, 'paper': 3.0}
     monkeypatch.setattr(model_selection, 'time_resolver', lambda r, shape: timings[r.name])
     candidates = {name: Path(f'{name}.pt') for name in MODEL_SIZES}
-    build = lambda path: _FakeResolver(path.stem)  # noqa: E731
+    built = []
+
+    def build(path):
+        built.append(path.stem)
+        return _FakeResolver(path.stem)
+
     choice, resolver = choose_model(candidates, build, (120, 160), rate_hz=1.0)
     assert (choice.size, choice.keeps_up, resolver.name) == ('lite', True, 'lite')
-    assert set(choice.seconds) == {'paper', 'lite'}  # stops at the first that keeps up
+    assert list(choice.seconds) == ['tiny', 'lite', 'paper']
+    built.clear()
+    choice, resolver = choose_model(candidates, build, (120, 160), rate_hz=10.0)
+    assert (choice.size, choice.keeps_up, resolver.name) == ('tiny', True, 'tiny')
+    assert built == ['tiny', 'lite']  # stops at the first that falls behind: paper never runs
     choice, _ = choose_model(candidates, build, (120, 160), rate_hz=100.0)
-    assert (choice.size, choice.keeps_up) == ('tiny', False)
+    assert (choice.size, choice.keeps_up, list(choice.seconds)) == ('tiny', False, ['tiny'])
     assert 'too slow for 100 Hz' in choice.describe(100.0)
+    choice, _ = choose_model(candidates, build, (120, 160), rate_hz=0.0)  # rate unknown
+    assert (choice.size, choice.keeps_up) == ('paper', True)
 
 
 def test_time_resolver_runs_a_real_model(tiny_checkpoint):
