@@ -31,6 +31,16 @@ os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 101))
 REPO = Path(__file__).resolve().parents[1]
 
 
+def load_tool(name: str) -> Any:
+    """``tools/<name>.py`` as a module: the tools beside the package are scripts, not a
+    package, so tests load them by path."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, REPO / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _training_dependencies_problem() -> str:
     """Why training/ cannot be imported here ('' if it can). On a robot, ``colcon test`` sees
     only the runtime and test dependencies of package.xml; training/ needs requirements.txt."""

@@ -1,22 +1,13 @@
 """tools/average_weights.py: a weighted average of checkpoints, its provenance, its refusals."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
-from conftest import write_checkpoint
+from conftest import load_tool, write_checkpoint
 
 from dsr_ros.checkpoint import load_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('average_weights',
-                                                  REPO / 'tools' / 'average_weights.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('average_weights')
 
 
 def test_the_average_is_weighted_per_tensor_and_says_where_it_came_from(tmp_path):

@@ -13,6 +13,8 @@ from dsr_ros.inference import DepthSuperResolver, InferenceStopped
 from dsr_ros.networks import DSRNet
 from dsr_ros.weights import shipped_models
 
+from conftest import load_tool
+
 REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
 TILED = DepthScaling('range', low_percentile=1.0, high_percentile=99.0, fit_tile=24)
 
@@ -103,11 +105,7 @@ def test_shipped_sensor_models_fit_per_tile_and_say_so():
 
 
 def test_set_fit_tile_keeps_the_weights_and_refuses_fixed_scalings(tmp_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('set_fit_tile',
-                                                  REPO / 'tools' / 'set_fit_tile.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('set_fit_tile')
     model = DSRNet(scale=4, num_channels=4, num_blocks=1)
     path = save_checkpoint(tmp_path / 'm.pt', model, normalization={'mode': 'range'},
                            provenance={'command': 'test'})

@@ -9,7 +9,6 @@ the numbers reported for the issue.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ from dsr_ros.memory_budget import (FRAME_BYTES_PER_HR_PIXEL, TILE_BYTES_PER_HR_E
                                    MemoryBudget, min_tile, plan_tiles)
 from dsr_ros.networks import DSRNet
 
+from conftest import load_tool
+
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_MB = 1024  # the node's default
 SHIPPED = {'scale': 4, 'channels': 32, 'blocks': 3}
@@ -30,11 +31,7 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith('linux'), reason='ne
 
 
 def _measure_tool():
-    spec = importlib.util.spec_from_file_location('measure_memory',
-                                                  REPO / 'tools' / 'measure_memory.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('measure_memory')
 
 
 def _peak(height: int, width: int, **kwargs) -> dict:

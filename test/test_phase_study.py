@@ -1,15 +1,11 @@
 """tools/phase_study.py: the phase-aware nearest oracle, and one measured phase."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-_SPEC = importlib.util.spec_from_file_location('phase_study', REPO / 'tools' / 'phase_study.py')
-phase_study = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(phase_study)
+from conftest import REPO, load_tool
+
+phase_study = load_tool('phase_study')
 
 
 @pytest.mark.parametrize('phase', [(0, 0), (1, 2), (3, 3)])

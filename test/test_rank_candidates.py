@@ -1,18 +1,12 @@
 """tools/rank_candidates.py: the fixed score that chooses between candidates on validation."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('rank_candidates',
-                                                  REPO / 'tools' / 'rank_candidates.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('rank_candidates')
 
 
 def _summary(mad_bic, mad_near, rmse_bic, tool):

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from training.config import load_config
 
-REPO = Path(__file__).resolve().parents[1]
-_SPEC = importlib.util.spec_from_file_location('run_ablation', REPO / 'tools' / 'run_ablation.py')
-run_ablation = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(run_ablation)
+from conftest import REPO, load_tool
+
+run_ablation = load_tool('run_ablation')
 
 
 def test_every_arm_has_a_config_that_differs_from_full_only_in_its_switches():

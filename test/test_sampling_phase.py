@@ -1,7 +1,6 @@
 """A known point-sampling phase moves the output by ``phase - alignment`` (and nothing else);
 the alignment is measured on validation frames, stored in the checkpoint and checked."""
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from dsr_ros.networks import DSRNet
 from dsr_ros.sampling_phase import (checkpoint_alignment, keep_samples, parse_phase,
                                     shift_output)
 from dsr_ros.weights import shipped_models
+from conftest import load_tool
 from test_data_fakes import require_shared
 
 REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
@@ -28,11 +28,7 @@ def _checkpoint(path, sampling=None):
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('calibrate_phase',
-                                                  REPO / 'tools' / 'calibrate_phase.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool('calibrate_phase')
 
 
 def test_shift_moves_pixels_and_repeats_the_edge():

@@ -4,7 +4,6 @@ Real ``training.train`` processes on the smoke config (CPU, seconds): one run tr
 whose data is missing fails its probe and is reported, not fatal.
 """
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,12 +12,9 @@ import pytest
 
 from dsr_ros.checkpoint import load_checkpoint
 
-from conftest import REPO
+from conftest import REPO, load_tool
 
-SPEC = importlib.util.spec_from_file_location('train_concurrently',
-                                              REPO / 'tools' / 'train_concurrently.py')
-train_concurrently = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(train_concurrently)
+train_concurrently = load_tool('train_concurrently')
 
 
 def test_patches_per_epoch_fills_the_time_in_whole_batches():
