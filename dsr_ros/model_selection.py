@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -69,15 +69,14 @@ def choose_model(candidates: Dict[str, Path], build: Callable[[Path], object],
     if not candidates:
         raise ValueError('no shipped model to choose from')
     period = 1.0 / rate_hz if rate_hz > 0 else float('inf')
-    seconds: Dict[str, float] = {}
-    chosen: Tuple[str, object, bool] = ('', None, False)
+    seconds: Dict[str, float] = {}  # shared with the Choice: it lists every rung timed
+    chosen: Optional[Tuple[Choice, object]] = None
     for size, path in candidates.items():
         resolver = build(path)
         seconds[size] = time_resolver(resolver, input_shape)
-        keeps_up = seconds[size] <= HEADROOM * period
-        if keeps_up or not chosen[0]:
-            chosen = (size, resolver, keeps_up)
-        if not keeps_up:
+        if seconds[size] > HEADROOM * period:
+            if chosen is None:  # not even the smallest keeps up: take it, flagged
+                chosen = Choice(size, path, seconds, False), resolver
             break  # the larger rungs are slower still
-    size, resolver, keeps_up = chosen
-    return Choice(size, candidates[size], seconds, keeps_up), resolver
+        chosen = Choice(size, path, seconds, True), resolver
+    return chosen
