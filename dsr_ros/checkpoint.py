@@ -28,7 +28,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 
@@ -38,7 +38,8 @@ from dsr_ros.networks import RESIDUAL_BASES, SUPPORTED_SCALES, DSRNet
 
 __all__ = ['ARCH_BOUNDS', 'CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION',
            'WEIGHT_DTYPES', 'arch_problem', 'atomic_torch_save', 'build_model',
-           'load_checkpoint', 'read_checkpoint', 'save_checkpoint', 'weights_sha256']
+           'load_checkpoint', 'read_checkpoint', 'save_checkpoint', 'update_metadata',
+           'weights_sha256']
 
 LOGGER = logging.getLogger(__name__)
 
@@ -137,6 +138,32 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
     """``torch.save`` to a temp file and rename (see :mod:`dsr_ros.atomic_io`): a crash
     mid-write keeps the old file, the new one gets the umask's mode."""
     atomic_write(path, lambda name: torch.save(obj, name))
+
+
+#: What :func:`update_metadata` may replace: everything but the net and its weights.
+EDITABLE_METADATA = ('normalization', 'provenance', 'sampling', 'metrics', 'config')
+
+
+def update_metadata(path: PathLike,
+                    update: Callable[[Dict[str, Any]], Dict[str, Any]]) -> Dict[str, Any]:
+    """Change a checkpoint's metadata in place; its weights stay exactly as stored.
+
+    ``update`` gets the metadata of :func:`load_checkpoint` (so every check of the node's loader
+    has passed) and returns the entries of :data:`EDITABLE_METADATA` to replace. The tensors,
+    their dtype and their SHA-256 are written back as they were read (an fp16 file stays fp16,
+    which loading into a net and saving it would not do); the file is replaced atomically.
+    Returns the entries written.
+    """
+    _, metadata = load_checkpoint(path)
+    changes = update(metadata)
+    unknown = sorted(set(changes) - set(EDITABLE_METADATA))
+    if unknown:
+        raise ValueError(f'{path}: {unknown} cannot be updated; only {list(EDITABLE_METADATA)}')
+    # Read again for the tensors as stored: the loaded net holds them widened to fp32.
+    payload = torch.load(path, map_location='cpu', weights_only=True)
+    payload.update({key: _plain(dict(value)) for key, value in changes.items()})
+    atomic_torch_save(payload, path)
+    return changes
 
 
 def read_checkpoint(path: PathLike) -> Dict[str, Any]:

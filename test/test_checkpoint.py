@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from dsr_ros.checkpoint import (CHECKPOINT_FORMAT, DEFAULT_NORMALIZATION, CheckpointError,
-                                load_checkpoint, read_checkpoint, save_checkpoint)
+                                load_checkpoint, read_checkpoint, save_checkpoint,
+                                update_metadata, weights_sha256)
 from dsr_ros.networks import DSRNet
 
 
@@ -160,3 +161,24 @@ def test_a_nearest_residual_base_round_trips_and_old_arches_stay_bicubic(tmp_pat
         load_checkpoint(old)
     with pytest.raises(ValueError, match='residual_base'):
         _tiny(residual_base='area')
+
+
+def test_update_metadata_rewrites_metadata_only(tmp_path):
+    """The tools that annotate a checkpoint (fit_tile, point alignment, lineage) share it: the
+    stored tensors come back byte for byte, an fp16 file stays fp16, the net is not editable."""
+    path = save_checkpoint(tmp_path / 'w.pt', _tiny())
+    payload = torch.load(path, weights_only=True)
+    payload['state_dict'] = {k: v.half() for k, v in payload['state_dict'].items()}
+    payload['weights_sha256'] = weights_sha256(payload['state_dict'])
+    torch.save(payload, path)
+    written = update_metadata(path, lambda meta: {'provenance': {'note': 'annotated'}})
+    assert written == {'provenance': {'note': 'annotated'}}
+    stored = torch.load(path, weights_only=True)
+    assert stored['provenance'] == {'note': 'annotated'}
+    assert stored['weights_sha256'] == payload['weights_sha256']
+    for key, tensor in payload['state_dict'].items():
+        assert stored['state_dict'][key].dtype == torch.float16
+        assert torch.equal(stored['state_dict'][key], tensor), key
+    with pytest.raises(ValueError, match=r"\['arch'\] cannot be updated"):
+        update_metadata(path, lambda meta: {'arch': {}})
+    assert torch.load(path, weights_only=True)['arch'] == stored['arch']

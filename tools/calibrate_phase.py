@@ -90,22 +90,24 @@ def calibrate(weights: Path, data_root: Path) -> Dict[str, Any]:
 
 def record_alignment(path: Path, result: Dict[str, Any]) -> None:
     """Rewrite ``path`` with ``sampling.point_alignment`` and a provenance revision."""
-    from dsr_ros.checkpoint import load_checkpoint, save_checkpoint
-    model, metadata = load_checkpoint(path)
-    before = (metadata.get('sampling') or {}).get('point_alignment')
-    sampling = {'point_alignment': [int(v) for v in result['point_alignment']],
-                'measured_on': 'sensor suite validation split: ' + ', '.join(VALIDATION_SETS),
-                'mean_sr_told_over_nearest': round(result['mean_sr_told_over_nearest'], 4)}
-    provenance = dict(metadata.get('provenance') or {})
-    provenance['revisions'] = list(provenance.get('revisions') or []) + [{
-        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'changed': 'sampling.point_alignment', 'from': before,
-        'to': sampling['point_alignment'], 'weights': 'unchanged',
-        'why': 'measured by tools/calibrate_phase.py: lets a known sampling_phase move the '
-               'output to the true sample positions'}]
-    save_checkpoint(path, model, normalization=metadata.get('normalization'),
-                    provenance=provenance, metrics=metadata.get('metrics'),
-                    config=metadata.get('config'), sampling=sampling)
+    from dsr_ros.checkpoint import update_metadata
+
+    def with_alignment(metadata: Dict[str, Any]) -> Dict[str, Any]:
+        before = (metadata.get('sampling') or {}).get('point_alignment')
+        sampling = {'point_alignment': [int(v) for v in result['point_alignment']],
+                    'measured_on': ('sensor suite validation split: '
+                                    + ', '.join(VALIDATION_SETS)),
+                    'mean_sr_told_over_nearest': round(result['mean_sr_told_over_nearest'], 4)}
+        provenance = dict(metadata.get('provenance') or {})
+        provenance['revisions'] = list(provenance.get('revisions') or []) + [{
+            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+            'changed': 'sampling.point_alignment', 'from': before,
+            'to': sampling['point_alignment'], 'weights': 'unchanged',
+            'why': 'measured by tools/calibrate_phase.py: lets a known sampling_phase move the '
+                   'output to the true sample positions'}]
+        return {'sampling': sampling, 'provenance': provenance}
+
+    update_metadata(path, with_alignment)
 
 
 def markdown(results: Sequence[Dict[str, Any]]) -> str:

@@ -20,7 +20,7 @@ import argparse
 import datetime
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
@@ -37,20 +37,18 @@ def parse_entry(text: str) -> tuple:
 
 def record_lineage(path: Path, entries: Dict[str, str]) -> Dict[str, str]:
     """Merge ``entries`` into ``path``'s provenance lineage; return the lineage written."""
-    import torch
+    from dsr_ros.checkpoint import update_metadata
 
-    from dsr_ros.checkpoint import atomic_torch_save, load_checkpoint
-    load_checkpoint(path)  # every check of the node's loader (raises CheckpointError)
-    payload = torch.load(path, map_location='cpu', weights_only=True)
-    provenance = dict(payload.get('provenance') or {})
-    lineage = dict(provenance.get('lineage') or {})
-    lineage.update(entries)
-    lineage['recorded'] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec='seconds')
-    provenance['lineage'] = lineage
-    payload['provenance'] = provenance
-    atomic_torch_save(payload, path)
-    return lineage
+    def with_lineage(metadata: Dict[str, Any]) -> Dict[str, Any]:
+        provenance = dict(metadata.get('provenance') or {})
+        lineage = dict(provenance.get('lineage') or {})
+        lineage.update(entries)
+        lineage['recorded'] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec='seconds')
+        provenance['lineage'] = lineage
+        return {'provenance': provenance}
+
+    return update_metadata(path, with_lineage)['provenance']['lineage']
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

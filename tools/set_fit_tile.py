@@ -15,7 +15,7 @@ import argparse
 import datetime
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
@@ -27,24 +27,25 @@ REASON = ('range fitted per LR tile at inference: chosen on the sensor suite val
 
 def set_fit_tile(path: Path, tile: int, reason: str = REASON) -> None:
     """Rewrite ``path`` with ``normalization.fit_tile = tile`` and a provenance revision."""
-    from dsr_ros.checkpoint import load_checkpoint, save_checkpoint
+    from dsr_ros.checkpoint import update_metadata
     from dsr_ros.depth_scaling import DepthScaling
-    model, metadata = load_checkpoint(path)
-    scaling = DepthScaling.from_dict(metadata.get('normalization'))
-    if scaling.mode != 'range':
-        raise ValueError(f'{path}: its scaling is {scaling.mode!r}; only range scalings are '
-                         'fitted per tile')
-    before = scaling.to_dict()
-    after = dict(before, fit_tile=int(tile))
-    DepthScaling.from_dict(after)  # refuses a bad tile before anything is written
-    provenance = dict(metadata.get('provenance') or {})
-    provenance['revisions'] = list(provenance.get('revisions') or []) + [{
-        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'changed': 'normalization.fit_tile', 'from': before.get('fit_tile', 0), 'to': int(tile),
-        'why': reason, 'weights': 'unchanged'}]
-    save_checkpoint(path, model, normalization=after, provenance=provenance,
-                    metrics=metadata.get('metrics'), config=metadata.get('config'),
-                    sampling=metadata.get('sampling'))
+
+    def with_tile(metadata: Dict[str, Any]) -> Dict[str, Any]:
+        scaling = DepthScaling.from_dict(metadata.get('normalization'))
+        if scaling.mode != 'range':
+            raise ValueError(f'{path}: its scaling is {scaling.mode!r}; only range scalings '
+                             'are fitted per tile')
+        before = scaling.to_dict()
+        after = dict(before, fit_tile=int(tile))
+        DepthScaling.from_dict(after)  # refuses a bad tile before anything is written
+        provenance = dict(metadata.get('provenance') or {})
+        provenance['revisions'] = list(provenance.get('revisions') or []) + [{
+            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+            'changed': 'normalization.fit_tile', 'from': before.get('fit_tile', 0),
+            'to': int(tile), 'why': reason, 'weights': 'unchanged'}]
+        return {'normalization': after, 'provenance': provenance}
+
+    update_metadata(path, with_tile)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
