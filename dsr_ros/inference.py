@@ -29,6 +29,7 @@ from dsr_ros.networks import DSRNet
 from dsr_ros.precision import PRECISIONS, autocast_dtype, choose_precision
 from dsr_ros.sampling_phase import (checkpoint_alignment, keep_samples, parse_phase,
                                     shift_output)
+from dsr_ros.self_ensemble import average_over_flips, check_passes
 
 __all__ = ['DepthSuperResolver', 'FrameTooLarge', 'InferenceStopped', 'fill_invalid',
            'make_net_input', 'prepare_net_input', 'resolve_device', 'valid_mask']
@@ -138,6 +139,8 @@ class DepthSuperResolver:
             ``sampling.point_alignment``); a known ``sampling_phase`` needs it.
         keep_samples: with a known ``sampling_phase``, write each valid LR pixel back at its
             HR position (it is the camera's own measurement there); ignored when unknown.
+        ensemble_passes: 1, or 2 / 4 / 8 forward passes over flipped copies of the input,
+            averaged (:mod:`dsr_ros.self_ensemble`; that many times the work).
     """
 
     def __init__(self, model: DSRNet, normalization: Optional[Dict[str, Any]] = None, *,
@@ -148,7 +151,7 @@ class DepthSuperResolver:
                  stop_event: Optional[threading.Event] = None,
                  scaling_tile: int = -1, sampling_phase: Optional[Sequence[int]] = None,
                  point_alignment: Optional[Sequence[int]] = None,
-                 keep_samples: bool = True) -> None:
+                 keep_samples: bool = True, ensemble_passes: int = 1) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if input_normalization not in NORMALIZATION_MODES:
@@ -192,6 +195,8 @@ class DepthSuperResolver:
                              'or leave sampling_phase unknown ([-1, -1])')
         #: With a known phase, put the LR samples back at their HR positions.
         self.keep_samples = bool(keep_samples)
+        #: Forward passes per frame over flipped copies of the input (1: no self-ensemble).
+        self.ensemble_passes = check_passes(ensemble_passes)
         self.stop_event = stop_event
         self.memory = MemoryBudget(max_memory_mb, stop_latency=stop_event is not None)
         #: Checkpoint metadata when built by :meth:`from_checkpoint`.
@@ -307,8 +312,16 @@ class DepthSuperResolver:
         return self._forward_batch(image[None])[0]
 
     def _forward_batch(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, C, h, w)`` net inputs -> ``(N, h*s, w*s)``, padded to ``pad_multiple`` (edge
-        replicate) and cropped back."""
+        """``(N, C, h, w)`` net inputs -> ``(N, h*s, w*s)``, averaged over ``ensemble_passes``
+        flipped copies; with a known sampling phase each copy is put back at the net's point
+        alignment first (:mod:`dsr_ros.self_ensemble`)."""
+        alignment = self.point_alignment if self.sampling_phase is not None else None
+        return average_over_flips(self._forward_once, batch, self.ensemble_passes, self.scale,
+                                  alignment)
+
+    def _forward_once(self, batch: np.ndarray) -> np.ndarray:
+        """One pass of ``(N, C, h, w)`` inputs, padded to ``pad_multiple`` (edge replicate)
+        and cropped back."""
         height, width = batch.shape[-2:]
         pad_h, pad_w = (-height) % self.pad_multiple, (-width) % self.pad_multiple
         if pad_h or pad_w:

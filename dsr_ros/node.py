@@ -60,6 +60,7 @@ from dsr_ros.model_selection import choose_model
 from dsr_ros.pipeline import FlowStats, LatestFrameSlot, StampPairer
 from dsr_ros.pointcloud import depth_to_points
 from dsr_ros.precision import PRECISIONS, PrecisionError, check_precision
+from dsr_ros.self_ensemble import ENSEMBLE_PASSES, check_passes
 from dsr_ros.weights import DEFAULT_SCALE, MODEL_SIZES, shipped_models, shipped_weights
 
 try:  # Iron and later
@@ -225,6 +226,12 @@ PARAMETERS: Dict[str, tuple] = {
         'high-resolution pixel it was sampled from: it is the camera\'s own measurement there '
         '(a net smooths a structured-light frame\'s quantised terraces). Ignored when the '
         'phase is unknown.', read_only=True)),
+    'ensemble_passes': (1, _descriptor(
+        'Forward passes per frame over flipped copies of the input, averaged (self-ensemble): '
+        '1 = off, 2, 4 or 8 = that many times the work for a lower error (README, '
+        '"Self-ensemble": best on area-averaging ToF cameras and with a known sampling_phase; '
+        'with an unknown phase it costs decimated frames accuracy).', read_only=True,
+        constraints=' | '.join(str(n) for n in ENSEMBLE_PASSES))),
     'max_memory_mb': (1024, _descriptor(
         'Peak resident memory (MiB) the node stays under: frames are processed in tiles sized '
         'for it, and frames that cannot fit are refused (counted as rejected); 0 = no limit.',
@@ -275,7 +282,10 @@ class DepthSuperResolutionNode(Node):
         self.get_logger().info(
             f'super-resolving x{self._scale} on {self._resolver.device} '
             f'({self._resolver.precision}: {self._resolver.precision_reason}) with '
-            f'{self._weights}; input reliability '
+            f'{self._weights}'
+            + (f' ({self._resolver.ensemble_passes}-pass self-ensemble)'
+               if self._resolver.ensemble_passes > 1 else '')
+            + '; input reliability '
             f'{self._param("input_reliability")}, camera_info '
             f'{"required" if self._require_info else "optional"}')
 
@@ -332,6 +342,10 @@ class DepthSuperResolutionNode(Node):
             check_precision(precision, device)
         except PrecisionError as error:
             raise StartupError(str(error)) from error
+        try:
+            ensemble_passes = check_passes(self._param('ensemble_passes'))
+        except ValueError as error:
+            raise StartupError(str(error)) from error
         threads = self._param('torch_threads')
         if threads > 0:
             torch.set_num_threads(threads)
@@ -345,7 +359,7 @@ class DepthSuperResolutionNode(Node):
                     tile_size=settings.tile_size, tile_overlap=settings.tile_overlap,
                     scaling_tile=settings.scaling_tile, channels_last=self._param('channels_last'),
                     sampling_phase=list(self._param('sampling_phase')),
-                    keep_samples=self._param('keep_samples'),
+                    keep_samples=self._param('keep_samples'), ensemble_passes=ensemble_passes,
                     max_memory_mb=settings.max_memory_mb, stop_event=self._stop)
                 if not resolver.input_scaling().accepts('m'):
                     raise ValueError(f'its scaling ({resolver.input_scaling().describe()}) '

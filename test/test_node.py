@@ -343,7 +343,7 @@ def test_parameters_are_described_listed_in_config_and_vetoed(sr_node):
         assert len(descriptor.description) > 20, descriptor.name
     read_only = {d.name for d in described.descriptors if d.read_only}
     assert {'weights_path', 'device', 'input_reliability', 'publish_points',
-            'sampling_phase', 'keep_samples'} <= read_only
+            'sampling_phase', 'keep_samples', 'ensemble_passes'} <= read_only
     assert 'max_depth' not in read_only
 
     def set_param(name, value):

@@ -62,6 +62,21 @@ def test_an_unshipped_rung_is_refused_with_what_is_shipped():
     _assert_one_error_line(result, 'no shipped paper model for x4', 'shipped:')
 
 
+def test_the_node_runs_and_logs_a_self_ensemble(tmp_path, tiny_checkpoint, node_processes):
+    from conftest import start_node
+    node = start_node(tmp_path / 'node.log', parameters={
+        'weights_path': str(tiny_checkpoint), 'ensemble_passes': 4, 'device': 'cpu'})
+    node_processes.append(node)
+    node.wait_for_log('super-resolving x4', timeout=120)
+    assert '(4-pass self-ensemble)' in node.log()
+    assert node.alive()
+
+
+def test_a_bad_number_of_ensemble_passes_is_refused(tiny_checkpoint):
+    result = _run_node({'weights_path': str(tiny_checkpoint), 'ensemble_passes': 3})
+    _assert_one_error_line(result, 'ensemble_passes must be one of (1, 2, 4, 8), got 3')
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without CUDA')
 def test_cuda_requested_without_cuda(tiny_checkpoint):
     result = _run_node({'weights_path': str(tiny_checkpoint), 'device': 'cuda:1'})

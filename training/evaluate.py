@@ -48,6 +48,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm import tqdm
 
+from dsr_ros.self_ensemble import ENSEMBLE_PASSES
 from training.data.degradation import degrade, upsample_bicubic
 from training.data.readers import DataError, list_samples, load_samples
 from training.data.sample import RGBDSample
@@ -497,6 +498,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--scaling-tile', type=int, default=-1,
                         help='sensor suite: LR tile a range scaling is fitted over (-1: the '
                              "checkpoint's fit_tile, 0: whole frames)")
+    parser.add_argument('--ensemble-passes', type=int, default=1, choices=ENSEMBLE_PASSES,
+                        help='sensor suite: forward passes over flipped copies of each frame, '
+                             'averaged (dsr_ros.self_ensemble; 1 = none)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
     if args.labels is not None and len(args.labels) != len(args.weights):
@@ -550,7 +554,8 @@ def _sensor_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     try:
         results = run_suite(args.weights, args.out, args.data_root or shared_data_root(),
                             args.labels, args.quick, args.device, split=args.split,
-                            scaling_tile=args.scaling_tile)
+                            scaling_tile=args.scaling_tile,
+                            ensemble_passes=args.ensemble_passes)
     except ValueError as error:  # CheckpointError is a ValueError
         print(f'evaluate: {error}', file=sys.stderr)
         return 2

@@ -510,7 +510,10 @@ def markdown_report(results: Dict[str, Dict[str, Any]]) -> str:
     """One table per model: a row per family with the ratios (< 1: SR better) and errors."""
     lines = []
     for label, result in results.items():
-        lines += [f'### {label} (x{result["scale"]}{", quick" if result["quick"] else ""})', '',
+        passes = result.get('ensemble_passes', 1)
+        notes = (', quick' if result['quick'] else '') + (
+            f', {passes}-pass self-ensemble' if passes > 1 else '')
+        lines += [f'### {label} (x{result["scale"]}{notes})', '',
                   '| family | data sets | SR/bicubic MAD | SR/nearest MAD | SR/bicubic RMSE | '
                   'SR/nearest RMSE | SR MAD mm | bicubic MAD mm | nearest MAD mm | '
                   'validity changed |',
@@ -569,10 +572,11 @@ def save_figure(maps: Dict[str, Dict[str, np.ndarray]], path: Path) -> None:
 def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
               labels: Optional[Sequence[str]] = None, quick: bool = False,
               device: str = 'cpu', progress: bool = True, split: str = 'test',
-              scaling_tile: int = -1) -> Dict[str, Any]:
+              scaling_tile: int = -1, ensemble_passes: int = 1) -> Dict[str, Any]:
     """The CLI's work: every checkpoint at its own scale; writes JSON, Markdown and a figure.
 
     ``scaling_tile``: the resolver's (-1: each checkpoint's ``fit_tile``; 0: whole frames).
+    ``ensemble_passes``: the resolver's self-ensemble (:mod:`dsr_ros.self_ensemble`).
     """
     frames, missing = load_frames(data_root, quick=quick, split=split)
     if not frames:
@@ -584,12 +588,14 @@ def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
     for index, path in enumerate(weights):
         label = labels[index] if labels else Path(path).stem
         resolver = DepthSuperResolver.from_checkpoint(path, device=device,
-                                                      scaling_tile=scaling_tile)
+                                                      scaling_tile=scaling_tile,
+                                                      ensemble_passes=ensemble_passes)
         config = SuiteConfig(scale=resolver.scale, quick=quick)
         result = evaluate_suite(resolver, frames, config, progress, keep_maps=index == 0)
         figure_maps = result.pop('maps', figure_maps)
         result['weights'] = os.fspath(path)
         result['fit_tile'] = resolver.fit_tile()
+        result['ensemble_passes'] = resolver.ensemble_passes
         results[label] = result
     out.mkdir(parents=True, exist_ok=True)
     (out / 'sensor.json').write_text(json.dumps(
