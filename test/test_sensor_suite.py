@@ -112,7 +112,7 @@ def test_validation_split_holds_no_test_frame_and_runs_from_the_cli(tmp_path):
     out = tmp_path / 'val'
     done = subprocess.run([sys.executable, '-m', 'training.evaluate', '--suite', 'sensor',
                            '--quick', '--split', 'val', '--scaling-tile', '0',
-                           '--ensemble-passes', '2', '--weights',
+                           '--ensemble-passes', '2', '--no-maps', '--weights',
                            str(_random_mask_checkpoint(tmp_path / 'm.pt')), '--data-root',
                            str(root), '--out', str(out)], cwd=REPO, capture_output=True,
                           text=True, timeout=600)
@@ -121,6 +121,7 @@ def test_validation_split_holds_no_test_frame_and_runs_from_the_cli(tmp_path):
     assert report['split'] == 'val' and report['results']['m']['fit_tile'] == 0
     assert report['results']['m']['ensemble_passes'] == 2
     assert '### m (x4, quick, 2-pass self-ensemble)' in (out / 'sensor.md').read_text()
+    assert not (out / 'sensor_maps.png').exists()  # --no-maps
     datasets = {r['dataset'] for r in report['results']['m']['rows']}
     assert datasets == {'lu_val', 'rooms_val', 'real'}
 

@@ -555,12 +555,14 @@ def _sensor_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         results = run_suite(args.weights, args.out, args.data_root or shared_data_root(),
                             args.labels, args.quick, args.device, split=args.split,
                             scaling_tile=args.scaling_tile,
-                            ensemble_passes=args.ensemble_passes)
+                            ensemble_passes=args.ensemble_passes,
+                            save_maps=not args.no_maps)
     except ValueError as error:  # CheckpointError is a ValueError
         print(f'evaluate: {error}', file=sys.stderr)
         return 2
     print(markdown_report(results))
-    print(f'wrote {args.out}/sensor.json, sensor.md, sensor_maps.png')
+    print(f'wrote {args.out}/sensor.json, sensor.md'
+          + ('' if args.no_maps else ', sensor_maps.png'))
     return 0
 
 

@@ -572,11 +572,13 @@ def save_figure(maps: Dict[str, Dict[str, np.ndarray]], path: Path) -> None:
 def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
               labels: Optional[Sequence[str]] = None, quick: bool = False,
               device: str = 'cpu', progress: bool = True, split: str = 'test',
-              scaling_tile: int = -1, ensemble_passes: int = 1) -> Dict[str, Any]:
+              scaling_tile: int = -1, ensemble_passes: int = 1,
+              save_maps: bool = True) -> Dict[str, Any]:
     """The CLI's work: every checkpoint at its own scale; writes JSON, Markdown and a figure.
 
     ``scaling_tile``: the resolver's (-1: each checkpoint's ``fit_tile``; 0: whole frames).
     ``ensemble_passes``: the resolver's self-ensemble (:mod:`dsr_ros.self_ensemble`).
+    ``save_maps``: write the error-map figure (the first checkpoint's maps).
     """
     frames, missing = load_frames(data_root, quick=quick, split=split)
     if not frames:
@@ -591,7 +593,8 @@ def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
                                                       scaling_tile=scaling_tile,
                                                       ensemble_passes=ensemble_passes)
         config = SuiteConfig(scale=resolver.scale, quick=quick)
-        result = evaluate_suite(resolver, frames, config, progress, keep_maps=index == 0)
+        result = evaluate_suite(resolver, frames, config, progress,
+                                keep_maps=save_maps and index == 0)
         figure_maps = result.pop('maps', figure_maps)
         result['weights'] = os.fspath(path)
         result['fit_tile'] = resolver.fit_tile()
