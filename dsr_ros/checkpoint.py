@@ -24,6 +24,7 @@ them with :func:`save_checkpoint` to add it.
 from __future__ import annotations
 
 import hashlib
+import datetime
 import logging
 import os
 import re
@@ -38,8 +39,8 @@ from dsr_ros.networks import RESIDUAL_BASES, SUPPORTED_SCALES, DSRNet
 
 __all__ = ['ARCH_BOUNDS', 'CHECKPOINT_FORMAT', 'CheckpointError', 'DEFAULT_NORMALIZATION',
            'WEIGHT_DTYPES', 'arch_problem', 'atomic_torch_save', 'build_model',
-           'load_checkpoint', 'read_checkpoint', 'save_checkpoint', 'update_metadata',
-           'weights_sha256']
+           'load_checkpoint', 'read_checkpoint', 'revised_provenance', 'save_checkpoint',
+           'update_metadata', 'weights_sha256']
 
 LOGGER = logging.getLogger(__name__)
 
@@ -164,6 +165,20 @@ def update_metadata(path: PathLike,
     payload.update({key: _plain(dict(value)) for key, value in changes.items()})
     atomic_torch_save(payload, path)
     return changes
+
+
+def revised_provenance(metadata: Dict[str, Any], changed: str, before: Any, after: Any,
+                       why: str) -> Dict[str, Any]:
+    """``metadata``'s provenance with one more revision: what :func:`update_metadata` changed.
+
+    The revision says which entry changed, from and to what, why and when, and that the weights
+    did not change; earlier revisions are kept. The metadata itself is not modified.
+    """
+    provenance = dict(metadata.get('provenance') or {})
+    provenance['revisions'] = list(provenance.get('revisions') or []) + [{
+        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'changed': changed, 'from': before, 'to': after, 'why': why, 'weights': 'unchanged'}]
+    return provenance
 
 
 def read_checkpoint(path: PathLike) -> Dict[str, Any]:

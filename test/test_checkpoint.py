@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from dsr_ros.checkpoint import (CHECKPOINT_FORMAT, DEFAULT_NORMALIZATION, CheckpointError,
-                                load_checkpoint, read_checkpoint, save_checkpoint,
-                                update_metadata, weights_sha256)
+                                load_checkpoint, read_checkpoint, revised_provenance,
+                                save_checkpoint, update_metadata, weights_sha256)
 from dsr_ros.networks import DSRNet
 
 
@@ -182,3 +182,16 @@ def test_update_metadata_rewrites_metadata_only(tmp_path):
     with pytest.raises(ValueError, match=r"\['arch'\] cannot be updated"):
         update_metadata(path, lambda meta: {'arch': {}})
     assert torch.load(path, weights_only=True)['arch'] == stored['arch']
+
+
+def test_a_revision_is_appended_and_the_metadata_left_alone():
+    metadata = {'provenance': {'command': 'train', 'revisions': [{'changed': 'a'}]}}
+    provenance = revised_provenance(metadata, 'sampling.point_alignment', None, [1, 1], 'measured')
+    assert provenance['command'] == 'train'
+    assert [r['changed'] for r in provenance['revisions']] == ['a', 'sampling.point_alignment']
+    last = provenance['revisions'][-1]
+    assert (last['from'], last['to'], last['why'], last['weights']) == (
+        None, [1, 1], 'measured', 'unchanged')
+    assert last['date'].endswith('+00:00')
+    assert metadata['provenance']['revisions'] == [{'changed': 'a'}]
+    assert revised_provenance({}, 'x', 0, 1, 'y')['revisions'][0]['changed'] == 'x'

@@ -18,7 +18,6 @@ their SHA-256 unchanged, a provenance revision says what changed and why).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import sys
 from pathlib import Path
@@ -90,7 +89,7 @@ def calibrate(weights: Path, data_root: Path) -> Dict[str, Any]:
 
 def record_alignment(path: Path, result: Dict[str, Any]) -> None:
     """Rewrite ``path`` with ``sampling.point_alignment`` and a provenance revision."""
-    from dsr_ros.checkpoint import update_metadata
+    from dsr_ros.checkpoint import revised_provenance, update_metadata
 
     def with_alignment(metadata: Dict[str, Any]) -> Dict[str, Any]:
         before = (metadata.get('sampling') or {}).get('point_alignment')
@@ -98,13 +97,10 @@ def record_alignment(path: Path, result: Dict[str, Any]) -> None:
                     'measured_on': ('sensor suite validation split: '
                                     + ', '.join(VALIDATION_SETS)),
                     'mean_sr_told_over_nearest': round(result['mean_sr_told_over_nearest'], 4)}
-        provenance = dict(metadata.get('provenance') or {})
-        provenance['revisions'] = list(provenance.get('revisions') or []) + [{
-            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-            'changed': 'sampling.point_alignment', 'from': before,
-            'to': sampling['point_alignment'], 'weights': 'unchanged',
-            'why': 'measured by tools/calibrate_phase.py: lets a known sampling_phase move the '
-                   'output to the true sample positions'}]
+        provenance = revised_provenance(
+            metadata, 'sampling.point_alignment', before, sampling['point_alignment'],
+            'measured by tools/calibrate_phase.py: lets a known sampling_phase move the output '
+            'to the true sample positions')
         return {'sampling': sampling, 'provenance': provenance}
 
     update_metadata(path, with_alignment)

@@ -12,7 +12,6 @@ Only ``range`` scalings take a tile; any other checkpoint is refused with its pa
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
@@ -27,7 +26,7 @@ REASON = ('range fitted per LR tile at inference: chosen on the sensor suite val
 
 def set_fit_tile(path: Path, tile: int, reason: str = REASON) -> None:
     """Rewrite ``path`` with ``normalization.fit_tile = tile`` and a provenance revision."""
-    from dsr_ros.checkpoint import update_metadata
+    from dsr_ros.checkpoint import revised_provenance, update_metadata
     from dsr_ros.depth_scaling import DepthScaling
 
     def with_tile(metadata: Dict[str, Any]) -> Dict[str, Any]:
@@ -38,11 +37,8 @@ def set_fit_tile(path: Path, tile: int, reason: str = REASON) -> None:
         before = scaling.to_dict()
         after = dict(before, fit_tile=int(tile))
         DepthScaling.from_dict(after)  # refuses a bad tile before anything is written
-        provenance = dict(metadata.get('provenance') or {})
-        provenance['revisions'] = list(provenance.get('revisions') or []) + [{
-            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-            'changed': 'normalization.fit_tile', 'from': before.get('fit_tile', 0),
-            'to': int(tile), 'why': reason, 'weights': 'unchanged'}]
+        provenance = revised_provenance(metadata, 'normalization.fit_tile',
+                                        before.get('fit_tile', 0), int(tile), reason)
         return {'normalization': after, 'provenance': provenance}
 
     update_metadata(path, with_tile)
