@@ -23,8 +23,8 @@ them with :func:`save_checkpoint` to add it.
 
 from __future__ import annotations
 
-import hashlib
 import datetime
+import hashlib
 import logging
 import os
 import re
