@@ -1,4 +1,4 @@
-"""tools/phase_study.py: the phase-aware nearest oracle, and one measured phase."""
+"""tools/phase_study.py: the phase-aware and phase-blind oracles, and one measured phase."""
 
 import numpy as np
 import pytest
@@ -34,4 +34,27 @@ def test_study_measures_one_phase_of_the_shipped_tiny_model():
     entry = result['table']['lu']['0,0']
     assert entry['frames'] == 6
     assert 0.3 < entry['sr_over_nearest'] < 2.0 and 0.3 < entry['oracle_over_nearest'] < 1.0
+    assert 0.3 < entry['blind_oracle_over_nearest'] < 1.0
     assert '| lu | SR / nearest |' in phase_study.markdown([result])
+
+
+def test_phase_blind_oracle_at_scale_one_is_the_scene_itself():
+    hr = np.random.default_rng(1).random((12, 16)).astype(np.float32)
+    assert np.array_equal(phase_study.phase_blind_oracle(hr, 1, (0, 0)), hr)
+
+
+def test_phase_blind_oracle_beats_assuming_phase_zero_over_all_phases():
+    hr = np.zeros((16, 64), np.float32)
+    hr[:, 30:] = 1.0
+    hr[9:, :] += 0.5  # a second edge, across the rows
+    blind, assumed = 0.0, 0.0
+    for phase in [(r, c) for r in range(4) for c in range(4)]:
+        # Told nothing, "phase 0" is the candidate truth moved by -phase (candidate q = 0).
+        padded = np.pad(hr, 4, mode='edge')
+        phase_zero = padded[4 + phase[0]:4 + phase[0] + 16, 4 + phase[1]:4 + phase[1] + 64]
+        blind += np.abs(phase_study.phase_blind_oracle(hr, 4, phase) - hr).mean()
+        assumed += np.abs(phase_zero - hr).mean()
+    assert blind < assumed
+    # At its own candidate the oracle is exact away from edges: a flat scene is returned as is.
+    flat = np.full((8, 8), 2.0, np.float32)
+    assert np.array_equal(phase_study.phase_blind_oracle(flat, 4, (2, 1)), flat)

@@ -11,8 +11,13 @@ real-sensor suite calls nearest) puts it where a *uniformly random* phase puts i
 phase 0 (ROS image_proc decimation: every s-th pixel from the first) puts it 1.5 px earlier.
 This script measures, on the suite's Middlebury / NYUv2 / Lu frames (480 x 640 centre crops, no
 noise, no holes), for every phase on the diagonal and off it: SR / nearest and SR / bicubic MAD,
-and an oracle that knows the phase (nearest with each LR sample at its true HR position) /
-nearest, which shows how much of nearest's error is only the unknown phase. Writes
+an oracle that knows the phase (nearest with each LR sample at its true HR position) /
+nearest, which shows how much of nearest's error is only the unknown phase, and a *phase-blind*
+oracle / nearest: one that knows the whole HR scene but not the phase. Since the LR frame of
+phase p is the phase-0 frame of the scene shifted by p, the truth is one of s x s shifted
+copies, equally likely; the per-pixel median of those copies is the least mean absolute error
+any phase-blind method can reach (with a prior over scenes that does not favour a position in
+the pixel grid), so that ratio is a floor for SR / nearest with the phase unknown. Writes
 ``phase_study.json`` and ``phase_study.md`` under ``--out``.
 """
 
@@ -46,6 +51,23 @@ def phase_aligned_nearest(lr: np.ndarray, scale: int, phase: Tuple[int, int],
     return lr[rows][:, cols]
 
 
+def phase_blind_oracle(hr: np.ndarray, scale: int, phase: Tuple[int, int]) -> np.ndarray:
+    """The L1-best estimate of ``hr`` from its phase-``phase`` point samples *and* ``hr``
+    itself, the phase unknown: the per-pixel median of the ``scale**2`` candidate truths.
+
+    Sampled at phase ``p``, the scene looks exactly like the scene moved by ``q - p`` sampled
+    at phase ``q``; so, knowing the scene up to that move, candidate ``q`` is ``hr`` moved by
+    ``q - p`` (edge pixels repeated), and the median over the equally likely ``q`` minimises
+    the expected absolute error at every pixel.
+    """
+    height, width = hr.shape
+    padded = np.pad(hr, scale, mode='edge')
+    candidates = [padded[scale + phase[0] - q0:scale + phase[0] - q0 + height,
+                         scale + phase[1] - q1:scale + phase[1] - q1 + width]
+                  for q0 in range(scale) for q1 in range(scale)]
+    return np.median(np.stack(candidates), axis=0).astype(np.float32)
+
+
 def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PHASES
           ) -> Dict[str, Any]:
     """Per data set and phase: mean over frames of the MAD ratios (see the module docstring)."""
@@ -72,17 +94,20 @@ def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PH
             sr = resolver.run(lr)
             outputs = {'sr': sr, 'bicubic': upsample_bicubic_masked(lr, scale),
                        'nearest': upsample_nearest(lr, scale),
-                       'oracle': phase_aligned_nearest(lr, scale, phase, sr.shape)}
+                       'oracle': phase_aligned_nearest(lr, scale, phase, sr.shape),
+                       'blind': phase_blind_oracle(filled, scale, phase)[
+                           :sr.shape[0], :sr.shape[1]]}
             errors = score(outputs, gt, lr, scale)
             mad = {method: errors[method]['mad'] for method in outputs}
             ratios.setdefault(dataset, []).append(
                 [mad['sr'] / mad['nearest'], mad['sr'] / mad['bicubic'],
-                 mad['oracle'] / mad['nearest']])
+                 mad['oracle'] / mad['nearest'], mad['blind'] / mad['nearest']])
         for dataset, values in ratios.items():
             mean = np.mean(values, axis=0)
             table.setdefault(dataset, {})[f'{phase[0]},{phase[1]}'] = {
                 'sr_over_nearest': float(mean[0]), 'sr_over_bicubic': float(mean[1]),
-                'oracle_over_nearest': float(mean[2]), 'frames': len(values)}
+                'oracle_over_nearest': float(mean[2]),
+                'blind_oracle_over_nearest': float(mean[3]), 'frames': len(values)}
     return {'weights': str(weights), 'scale': scale, 'table': table, 'missing': missing}
 
 
@@ -98,7 +123,9 @@ def markdown(results: Sequence[Dict[str, Any]]) -> str:
         for dataset, per in result['table'].items():
             for key, label in (('sr_over_nearest', 'SR / nearest'),
                                ('sr_over_bicubic', 'SR / bicubic'),
-                               ('oracle_over_nearest', 'phase-aware nearest / nearest')):
+                               ('oracle_over_nearest', 'phase-aware nearest / nearest'),
+                               ('blind_oracle_over_nearest',
+                                'phase-blind oracle / nearest')):
                 values = [per[p][key] for p in phases]
                 lines.append(f'| {dataset} | {label} | '
                              + ' | '.join(f'{v:.3f}' for v in values)
