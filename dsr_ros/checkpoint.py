@@ -168,16 +168,17 @@ def update_metadata(path: PathLike,
 
 
 def revised_provenance(metadata: Dict[str, Any], changed: str, before: Any, after: Any,
-                       why: str) -> Dict[str, Any]:
+                       why: str, weights: str = 'unchanged') -> Dict[str, Any]:
     """``metadata``'s provenance with one more revision: what :func:`update_metadata` changed.
 
-    The revision says which entry changed, from and to what, why and when, and that the weights
-    did not change; earlier revisions are kept. The metadata itself is not modified.
+    The revision says which entry changed, from and to what, why and when, and what became of
+    the weights (``weights``: unchanged unless the caller says otherwise); earlier revisions
+    are kept. The metadata itself is not modified.
     """
     provenance = dict(metadata.get('provenance') or {})
     provenance['revisions'] = list(provenance.get('revisions') or []) + [{
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'changed': changed, 'from': before, 'to': after, 'why': why, 'weights': 'unchanged'}]
+        'changed': changed, 'from': before, 'to': after, 'why': why, 'weights': weights}]
     return provenance
 
 
