@@ -60,10 +60,8 @@ def phase_blind_oracle(hr: np.ndarray, scale: int, phase: Tuple[int, int]) -> np
     ``q - p`` (edge pixels repeated), and the median over the equally likely ``q`` minimises
     the expected absolute error at every pixel.
     """
-    height, width = hr.shape
-    padded = np.pad(hr, scale, mode='edge')
-    candidates = [padded[scale + phase[0] - q0:scale + phase[0] - q0 + height,
-                         scale + phase[1] - q1:scale + phase[1] - q1 + width]
+    from dsr_ros.sampling_phase import shift_output
+    candidates = [shift_output(hr, q0 - phase[0], q1 - phase[1])
                   for q0 in range(scale) for q1 in range(scale)]
     return np.median(np.stack(candidates), axis=0).astype(np.float32)
 
