@@ -17,8 +17,12 @@ oracle / nearest: one that knows the whole HR scene but not the phase. Since the
 phase p is the phase-0 frame of the scene shifted by p, the truth is one of s x s shifted
 copies, equally likely; the per-pixel median of those copies is the least mean absolute error
 any phase-blind method can reach (with a prior over scenes that does not favour a position in
-the pixel grid), so that ratio is a floor for SR / nearest with the phase unknown. Writes
-``phase_study.json`` and ``phase_study.md`` under ``--out``.
+the pixel grid), so that ratio is a floor for SR / nearest with the phase unknown. A model that
+records its point alignment is also run *told* the phase, and the same median is taken over the
+moved copies of that told output (*told net, then phase-blind*): what the best phase-blind
+choice reaches when the scene is known only as well as the net knows it when told the phase,
+a measure of what a phase-blind net of this kind can hope for. Writes ``phase_study.json`` and
+``phase_study.md`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,19 @@ PHASES: Tuple[Tuple[int, int], ...] = ((0, 0), (1, 1), (2, 2), (3, 3), (0, 2), (
                                        (3, 1))
 DATASETS = ('middlebury', 'nyuv2', 'lu')
 
+#: The table's ratios: key -> (method, the method it is divided by), with their labels below.
+RATIOS: Dict[str, Tuple[str, str]] = {
+    'sr_over_nearest': ('sr', 'nearest'), 'sr_over_bicubic': ('sr', 'bicubic'),
+    'oracle_over_nearest': ('oracle', 'nearest'),
+    'blind_oracle_over_nearest': ('blind', 'nearest'),
+    'told_over_nearest': ('told', 'nearest'), 'told_blind_over_nearest': ('told_blind', 'nearest')}
+LABELS: Dict[str, str] = {
+    'sr_over_nearest': 'SR / nearest', 'sr_over_bicubic': 'SR / bicubic',
+    'oracle_over_nearest': 'phase-aware nearest / nearest',
+    'blind_oracle_over_nearest': 'phase-blind oracle / nearest',
+    'told_over_nearest': 'SR told the phase / nearest',
+    'told_blind_over_nearest': 'told SR, then phase-blind / nearest'}
+
 
 def phase_aligned_nearest(lr: np.ndarray, scale: int, phase: Tuple[int, int],
                           shape: Tuple[int, int]) -> np.ndarray:
@@ -55,6 +72,9 @@ def phase_blind_oracle(hr: np.ndarray, scale: int, phase: Tuple[int, int]) -> np
     """The L1-best estimate of ``hr`` from its phase-``phase`` point samples *and* ``hr``
     itself, the phase unknown: the per-pixel median of the ``scale**2`` candidate truths.
 
+    ``hr`` may also be an *estimate* of the scene placed at phase ``phase`` (a net's output
+    when told the phase): the median is then the best phase-blind choice given that estimate.
+
     Sampled at phase ``p``, the scene looks exactly like the scene moved by ``q - p`` sampled
     at phase ``q``; so, knowing the scene up to that move, candidate ``q`` is ``hr`` moved by
     ``q - p`` (edge pixels repeated), and the median over the equally likely ``q`` minimises
@@ -69,6 +89,8 @@ def phase_blind_oracle(hr: np.ndarray, scale: int, phase: Tuple[int, int]) -> np
 def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PHASES
           ) -> Dict[str, Any]:
     """Per data set and phase: mean over frames of the MAD ratios (see the module docstring)."""
+    from tqdm import tqdm
+
     from dsr_ros.depth_io import valid_mask
     from dsr_ros.inference import DepthSuperResolver
     from training.data import sensor_degradation as sd
@@ -76,6 +98,7 @@ def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PH
                                        upsample_bicubic_masked, upsample_nearest)
     resolver = DepthSuperResolver.from_checkpoint(weights, device='cpu')
     scale = resolver.scale
+    told_known = resolver.point_alignment is not None  # a told phase needs the alignment
     frames, missing = load_frames(data_root, DATASETS)
     # Each frame's crop and hole-filled copy once; only the sampling phase changes below.
     prepared = []
@@ -83,29 +106,37 @@ def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PH
         gt = _crop(frame.depth, 480, 640)
         prepared.append((frame.dataset, gt, filled_frame(gt, valid_mask(gt))))
     table: Dict[str, Dict[str, Dict[str, float]]] = {}
+    phases = [phase for phase in phases if max(phase) < scale]
+    bar = tqdm(total=len(phases) * len(prepared), desc=f'phase study {weights.name}',
+               unit='image', leave=False)
     for phase in phases:
-        if max(phase) >= scale:
-            continue
-        ratios: Dict[str, List[List[float]]] = {}
+        ratios: Dict[str, List[Dict[str, float]]] = {}
         for dataset, gt, filled in prepared:
+            bar.update()
             lr = sd.downsample(filled, scale, 'point', phase=phase).astype(np.float32)
             sr = resolver.run(lr)
+            crop = (slice(0, sr.shape[0]), slice(0, sr.shape[1]))
             outputs = {'sr': sr, 'bicubic': upsample_bicubic_masked(lr, scale),
                        'nearest': upsample_nearest(lr, scale),
                        'oracle': phase_aligned_nearest(lr, scale, phase, sr.shape),
-                       'blind': phase_blind_oracle(filled, scale, phase)[
-                           :sr.shape[0], :sr.shape[1]]}
+                       'blind': phase_blind_oracle(filled, scale, phase)[crop]}
+            if told_known:
+                resolver.sampling_phase = phase
+                try:
+                    told = resolver.run(lr)
+                finally:
+                    resolver.sampling_phase = None
+                outputs['told'] = told
+                outputs['told_blind'] = phase_blind_oracle(told, scale, phase)[crop]
             errors = score(outputs, gt, lr, scale)
-            mad = {method: errors[method]['mad'] for method in outputs}
-            ratios.setdefault(dataset, []).append(
-                [mad['sr'] / mad['nearest'], mad['sr'] / mad['bicubic'],
-                 mad['oracle'] / mad['nearest'], mad['blind'] / mad['nearest']])
+            ratios.setdefault(dataset, []).append({
+                key: errors[method]['mad'] / errors[base]['mad']
+                for key, (method, base) in RATIOS.items() if method in outputs})
         for dataset, values in ratios.items():
-            mean = np.mean(values, axis=0)
-            table.setdefault(dataset, {})[f'{phase[0]},{phase[1]}'] = {
-                'sr_over_nearest': float(mean[0]), 'sr_over_bicubic': float(mean[1]),
-                'oracle_over_nearest': float(mean[2]),
-                'blind_oracle_over_nearest': float(mean[3]), 'frames': len(values)}
+            entry = {key: float(np.mean([v[key] for v in values])) for key in values[0]}
+            table.setdefault(dataset, {})[f'{phase[0]},{phase[1]}'] = dict(
+                entry, frames=len(values))
+    bar.close()
     return {'weights': str(weights), 'scale': scale, 'table': table, 'missing': missing}
 
 
@@ -119,11 +150,9 @@ def markdown(results: Sequence[Dict[str, Any]]) -> str:
                   '| data set | ratio | ' + ' | '.join(f'phase {p}' for p in phases)
                   + ' | mean |', '|---|---|' + '---|' * (len(phases) + 1)]
         for dataset, per in result['table'].items():
-            for key, label in (('sr_over_nearest', 'SR / nearest'),
-                               ('sr_over_bicubic', 'SR / bicubic'),
-                               ('oracle_over_nearest', 'phase-aware nearest / nearest'),
-                               ('blind_oracle_over_nearest',
-                                'phase-blind oracle / nearest')):
+            for key, label in LABELS.items():
+                if key not in per[phases[0]]:
+                    continue
                 values = [per[p][key] for p in phases]
                 lines.append(f'| {dataset} | {label} | '
                              + ' | '.join(f'{v:.3f}' for v in values)
