@@ -80,6 +80,21 @@ def test_suite_on_procedural_frames_accounts_for_every_pixel(tmp_path):
     assert summary['sr_over_bicubic_mad'] > 0 and 'rooms' in summary['datasets']
 
 
+def test_suite_seed_draws_the_families_afresh_and_repeats_itself(tmp_path):
+    resolver = DepthSuperResolver.from_checkpoint(_random_mask_checkpoint(tmp_path / 'm.pt'),
+                                                  device='cpu')
+    frames = [sensor_suite.Frame('rooms', 'room', _room())]
+
+    def point_errors(seed):
+        config = SuiteConfig(scale=4, quick=True, families=('point', 'point_sl'), seed=seed)
+        rows = evaluate_suite(resolver, frames, config, progress=False)['rows']
+        return [row['nearest']['mad'] for row in rows] + [row['sr']['mad'] for row in rows]
+
+    assert point_errors(0) == point_errors(0)
+    # Another seed draws another phase and other noise: the baselines' errors change too.
+    assert point_errors(0) != point_errors(5)
+
+
 def test_cli_quick_suite_on_the_shared_data(tmp_path):
     root = require_shared('open3d_rgbd_testdata').parent
     weights = _random_mask_checkpoint(tmp_path / 'm.pt')
@@ -112,13 +127,14 @@ def test_validation_split_holds_no_test_frame_and_runs_from_the_cli(tmp_path):
     out = tmp_path / 'val'
     done = subprocess.run([sys.executable, '-m', 'training.evaluate', '--suite', 'sensor',
                            '--quick', '--split', 'val', '--scaling-tile', '0',
-                           '--ensemble-passes', '2', '--no-maps', '--weights',
+                           '--ensemble-passes', '2', '--no-maps', '--seed', '3', '--weights',
                            str(_random_mask_checkpoint(tmp_path / 'm.pt')), '--data-root',
                            str(root), '--out', str(out)], cwd=REPO, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((out / 'sensor.json').read_text())
     assert report['split'] == 'val' and report['results']['m']['fit_tile'] == 0
+    assert report['seed'] == 3
     assert report['results']['m']['ensemble_passes'] == 2
     assert '### m (x4, quick, 2-pass self-ensemble)' in (out / 'sensor.md').read_text()
     assert not (out / 'sensor_maps.png').exists()  # --no-maps

@@ -495,6 +495,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--split', choices=['test', 'val'], default='test',
                         help='sensor suite frames: test (the reported numbers) or val (held-out '
                              'frames to choose recipes and checkpoints on)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='sensor suite: seed of the drawn phases, noise and holes (0: the '
+                             'reported numbers; others: the same families drawn afresh)')
     parser.add_argument('--scaling-tile', type=int, default=-1,
                         help='sensor suite: LR tile a range scaling is fitted over (-1: the '
                              "checkpoint's fit_tile, 0: whole frames)")
@@ -556,7 +559,7 @@ def _sensor_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                             args.labels, args.quick, args.device, split=args.split,
                             scaling_tile=args.scaling_tile,
                             ensemble_passes=args.ensemble_passes,
-                            save_maps=not args.no_maps)
+                            save_maps=not args.no_maps, seed=args.seed)
     except ValueError as error:  # CheckpointError is a ValueError
         print(f'evaluate: {error}', file=sys.stderr)
         return 2

@@ -573,8 +573,11 @@ def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
               labels: Optional[Sequence[str]] = None, quick: bool = False,
               device: str = 'cpu', progress: bool = True, split: str = 'test',
               scaling_tile: int = -1, ensemble_passes: int = 1,
-              save_maps: bool = True) -> Dict[str, Any]:
+              save_maps: bool = True, seed: int = 0) -> Dict[str, Any]:
     """The CLI's work: every checkpoint at its own scale; writes JSON, Markdown and a figure.
+
+    ``seed``: what draws each frame's phase, noise and holes (0 gives the reported numbers;
+    another seed asks whether they hold on other draws of the same families).
 
     ``scaling_tile``: the resolver's (-1: each checkpoint's ``fit_tile``; 0: whole frames).
     ``ensemble_passes``: the resolver's self-ensemble (:mod:`dsr_ros.self_ensemble`).
@@ -592,7 +595,7 @@ def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
         resolver = DepthSuperResolver.from_checkpoint(path, device=device,
                                                       scaling_tile=scaling_tile,
                                                       ensemble_passes=ensemble_passes)
-        config = SuiteConfig(scale=resolver.scale, quick=quick)
+        config = SuiteConfig(scale=resolver.scale, quick=quick, seed=seed)
         result = evaluate_suite(resolver, frames, config, progress,
                                 keep_maps=save_maps and index == 0)
         figure_maps = result.pop('maps', figure_maps)
@@ -602,7 +605,7 @@ def run_suite(weights: Sequence[Path], out: Path, data_root: Path,
         results[label] = result
     out.mkdir(parents=True, exist_ok=True)
     (out / 'sensor.json').write_text(json.dumps(
-        {'results': results, 'split': split, 'missing': missing,
+        {'results': results, 'split': split, 'seed': seed, 'missing': missing,
          'data_root': os.fspath(data_root)}, indent=1,
         default=float))
     (out / 'sensor.md').write_text(markdown_report(results))
