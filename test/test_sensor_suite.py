@@ -136,7 +136,7 @@ def test_validation_split_holds_no_test_frame_and_runs_from_the_cli(tmp_path):
     assert report['split'] == 'val' and report['results']['m']['fit_tile'] == 0
     assert report['seed'] == 3
     assert report['results']['m']['ensemble_passes'] == 2
-    assert '### m (x4, quick, 2-pass self-ensemble)' in (out / 'sensor.md').read_text()
+    assert '### m (x4, quick, 2-pass self-ensemble, seed 3)' in (out / 'sensor.md').read_text()
     assert not (out / 'sensor_maps.png').exists()  # --no-maps
     datasets = {r['dataset'] for r in report['results']['m']['rows']}
     assert datasets == {'lu_val', 'rooms_val', 'real'}

@@ -97,7 +97,8 @@ def phase_blind_oracle(hr: np.ndarray, scale: int, phase: Tuple[int, int]) -> np
 
 def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PHASES
           ) -> Dict[str, Any]:
-    """Per data set and phase: mean over frames of the MAD ratios (see the module docstring)."""
+    """Per data set and phase: mean over frames of each ratio of :data:`RATIOS` (MAD, and RMSE
+    against bicubic; see the module docstring)."""
     from tqdm import tqdm
 
     from dsr_ros.depth_io import valid_mask

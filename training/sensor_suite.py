@@ -444,7 +444,7 @@ def evaluate_suite(resolver: DepthSuperResolver, frames: Sequence[Frame],
                 seq[method].append(np.nan_to_num(outputs[method] - gt_c))
                 common &= valid_mask(outputs[method])
             seq['mask'].append(common)
-    result = {'scale': scale, 'quick': config.quick, 'rows': rows,
+    result = {'scale': scale, 'quick': config.quick, 'seed': config.seed, 'rows': rows,
               'seconds': time.perf_counter() - start,
               'stability': {name: {m: temporal_flicker(seq[m], seq['mask']) for m in METHODS}
                             for name, seq in sequences.items()}}
@@ -511,8 +511,10 @@ def markdown_report(results: Dict[str, Dict[str, Any]]) -> str:
     lines = []
     for label, result in results.items():
         passes = result.get('ensemble_passes', 1)
+        seed = result.get('seed', 0)
         notes = (', quick' if result['quick'] else '') + (
-            f', {passes}-pass self-ensemble' if passes > 1 else '')
+            f', {passes}-pass self-ensemble' if passes > 1 else '') + (
+            f', seed {seed}' if seed else '')
         lines += [f'### {label} (x{result["scale"]}{notes})', '',
                   '| family | data sets | SR/bicubic MAD | SR/nearest MAD | SR/bicubic RMSE | '
                   'SR/nearest RMSE | SR MAD mm | bicubic MAD mm | nearest MAD mm | '
