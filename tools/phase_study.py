@@ -44,27 +44,22 @@ PHASES: Tuple[Tuple[int, int], ...] = ((0, 0), (1, 1), (2, 2), (3, 3), (0, 2), (
                                        (3, 1))
 DATASETS = ('middlebury', 'nyuv2', 'lu')
 
-#: The table's ratios: key -> (method, the method it is divided by, error), labels below. MAD
-#: is the `point` target's measure; RMSE against bicubic is the issue's other one, and the
-#: oracle's median is L1-best, not L2-best, so its RMSE says how far that target is too.
-RATIOS: Dict[str, Tuple[str, str, str]] = {
-    'sr_over_nearest': ('sr', 'nearest', 'mad'), 'sr_over_bicubic': ('sr', 'bicubic', 'mad'),
-    'oracle_over_nearest': ('oracle', 'nearest', 'mad'),
-    'blind_oracle_over_nearest': ('blind', 'nearest', 'mad'),
-    'told_over_nearest': ('told', 'nearest', 'mad'),
-    'told_blind_over_nearest': ('told_blind', 'nearest', 'mad'),
-    'sr_rmse_over_bicubic': ('sr', 'bicubic', 'rmse'),
-    'blind_oracle_rmse_over_bicubic': ('blind', 'bicubic', 'rmse'),
-    'told_blind_rmse_over_bicubic': ('told_blind', 'bicubic', 'rmse')}
-LABELS: Dict[str, str] = {
-    'sr_over_nearest': 'SR / nearest', 'sr_over_bicubic': 'SR / bicubic',
-    'oracle_over_nearest': 'phase-aware nearest / nearest',
-    'blind_oracle_over_nearest': 'phase-blind oracle / nearest',
-    'told_over_nearest': 'SR told the phase / nearest',
-    'told_blind_over_nearest': 'told SR, then phase-blind / nearest',
-    'sr_rmse_over_bicubic': 'RMSE: SR / bicubic',
-    'blind_oracle_rmse_over_bicubic': 'RMSE: phase-blind oracle / bicubic',
-    'told_blind_rmse_over_bicubic': 'RMSE: told SR, then phase-blind / bicubic'}
+#: The table's rows: key -> (method, the method it is divided by, error, label). MAD is the
+#: `point` target's measure; RMSE against bicubic is the issue's other one, and the oracle's
+#: median is L1-best, not L2-best, so its RMSE says how far that target is too.
+RATIOS: Dict[str, Tuple[str, str, str, str]] = {
+    'sr_over_nearest': ('sr', 'nearest', 'mad', 'SR / nearest'),
+    'sr_over_bicubic': ('sr', 'bicubic', 'mad', 'SR / bicubic'),
+    'oracle_over_nearest': ('oracle', 'nearest', 'mad', 'phase-aware nearest / nearest'),
+    'blind_oracle_over_nearest': ('blind', 'nearest', 'mad', 'phase-blind oracle / nearest'),
+    'told_over_nearest': ('told', 'nearest', 'mad', 'SR told the phase / nearest'),
+    'told_blind_over_nearest': ('told_blind', 'nearest', 'mad',
+                                'told SR, then phase-blind / nearest'),
+    'sr_rmse_over_bicubic': ('sr', 'bicubic', 'rmse', 'RMSE: SR / bicubic'),
+    'blind_oracle_rmse_over_bicubic': ('blind', 'bicubic', 'rmse',
+                                       'RMSE: phase-blind oracle / bicubic'),
+    'told_blind_rmse_over_bicubic': ('told_blind', 'bicubic', 'rmse',
+                                     'RMSE: told SR, then phase-blind / bicubic')}
 
 
 def phase_aligned_nearest(lr: np.ndarray, scale: int, phase: Tuple[int, int],
@@ -104,7 +99,7 @@ def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PH
     from dsr_ros.depth_io import valid_mask
     from dsr_ros.inference import DepthSuperResolver
     from training.data import sensor_degradation as sd
-    from training.sensor_suite import (_crop, filled_frame, load_frames, score,
+    from training.sensor_suite import (_crop, filled_frame, load_frames, run_told, score,
                                        upsample_bicubic_masked, upsample_nearest)
     resolver = DepthSuperResolver.from_checkpoint(weights, device='cpu')
     scale = resolver.scale
@@ -131,17 +126,13 @@ def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PH
                        'oracle': phase_aligned_nearest(lr, scale, phase, sr.shape),
                        'blind': phase_blind_oracle(filled, scale, phase)[crop]}
             if told_known:
-                resolver.sampling_phase = phase
-                try:
-                    told = resolver.run(lr)
-                finally:
-                    resolver.sampling_phase = None
+                told = run_told(resolver, lr, phase)
                 outputs['told'] = told
                 outputs['told_blind'] = phase_blind_oracle(told, scale, phase)[crop]
             errors = score(outputs, gt, lr, scale)
             ratios.setdefault(dataset, []).append({
                 key: errors[method][error] / errors[base][error]
-                for key, (method, base, error) in RATIOS.items() if method in outputs})
+                for key, (method, base, error, _) in RATIOS.items() if method in outputs})
         for dataset, values in ratios.items():
             entry = {key: float(np.mean([v[key] for v in values])) for key in values[0]}
             table.setdefault(dataset, {})[f'{phase[0]},{phase[1]}'] = dict(
@@ -160,7 +151,7 @@ def markdown(results: Sequence[Dict[str, Any]]) -> str:
                   '| data set | ratio | ' + ' | '.join(f'phase {p}' for p in phases)
                   + ' | mean |', '|---|---|' + '---|' * (len(phases) + 1)]
         for dataset, per in result['table'].items():
-            for key, label in LABELS.items():
+            for key, (*_, label) in RATIOS.items():
                 if key not in per[phases[0]]:
                     continue
                 values = [per[p][key] for p in phases]

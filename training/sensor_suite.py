@@ -363,16 +363,22 @@ def _crop(depth: np.ndarray, size: int, width: Optional[int] = None) -> np.ndarr
     return depth[top:top + size, left:left + width]
 
 
+def run_told(resolver: DepthSuperResolver, lr: np.ndarray,
+             phase: Optional[Tuple[int, int]]) -> np.ndarray:
+    """SR of ``lr`` told ``phase`` (None: unknown), as the node's sampling_phase does; the
+    resolver's own phase is put back afterwards."""
+    own = resolver.sampling_phase
+    resolver.sampling_phase = phase
+    try:
+        return resolver.run(lr)
+    finally:
+        resolver.sampling_phase = own
+
+
 def _run_methods(resolver: DepthSuperResolver, lr: np.ndarray, scale: int,
                  phase: Optional[Tuple[int, int]] = None) -> Dict[str, np.ndarray]:
     """SR (told ``phase`` when given, as the node's sampling_phase does), bicubic, nearest."""
-    told = resolver.sampling_phase
-    resolver.sampling_phase = phase
-    try:
-        sr = resolver.run(lr)
-    finally:
-        resolver.sampling_phase = told
-    return {'sr': sr, 'bicubic': upsample_bicubic_masked(lr, scale),
+    return {'sr': run_told(resolver, lr, phase), 'bicubic': upsample_bicubic_masked(lr, scale),
             'nearest': upsample_nearest(lr, scale)}
 
 
