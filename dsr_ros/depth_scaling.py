@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -125,23 +125,40 @@ class DepthScaling:
 
     def fit(self, valid_values: np.ndarray, unit: str = 'any') -> Affine:
         """The affine map for one frame, from its valid values (in ``unit``)."""
+        values = np.asarray(valid_values, dtype=np.float64).ravel()
+        if values.size == 0 and self.mode == 'range':
+            raise ValueError('cannot scale a frame without valid depth')
+        offsets, spans = self.fit_rows(values[None], unit)
+        return Affine(float(offsets[0]), float(spans[0]))
+
+    def fit_rows(self, values: np.ndarray, unit: str = 'any') -> Tuple[np.ndarray, np.ndarray]:
+        """``(offsets, spans)`` of one affine map per row of ``values`` (``(N, K)``, NaN where a
+        pixel is invalid), each as :meth:`fit` gives for that row's valid values.
+
+        Why rows: the node fits the range over every 32-px LR tile of a frame (hundreds of
+        tiles); one sort of all of them costs what a few ``np.percentile`` calls did. The
+        percentiles are numpy's default (linear) ones, to the last bit. A row without a valid
+        value gets NaN: the caller decides what such a tile uses.
+        """
         if not self.accepts(unit):
             raise ValueError(f'this scaling divides {self.unit} by {self.max_value}; '
                              f'it cannot scale depth in {unit}')
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2:
+            raise ValueError(f'expected (rows, values), got shape {values.shape}')
+        rows = values.shape[0]
         if self.mode == 'fixed':
-            return Affine(0.0, self.max_value)
-        values = np.asarray(valid_values, dtype=np.float64).ravel()
-        if values.size == 0:
-            raise ValueError('cannot scale a frame without valid depth')
-        if self.low_percentile == 0.0 and self.high_percentile == 100.0:
-            low, high = float(values.min()), float(values.max())
-        else:
-            low, high = (float(v) for v in np.percentile(
-                values, [self.low_percentile, self.high_percentile]))
-        span = max(high - low, self.min_relative_span * abs(high))
-        if not span > 1e-6 * max(abs(high), 1e-6):
-            span = max(abs(high), 1e-6)
-        return Affine(low, span)
+            return np.zeros(rows), np.full(rows, self.max_value)
+        ordered = np.sort(values, axis=1)  # NaN (invalid) last
+        count = np.count_nonzero(~np.isnan(values), axis=1)
+        empty = count == 0
+        last = np.maximum(count - 1, 0)
+        low = _row_percentile(ordered, last, self.low_percentile)
+        high = _row_percentile(ordered, last, self.high_percentile)
+        span = np.maximum(high - low, self.min_relative_span * np.abs(high))
+        degenerate = ~(span > 1e-6 * np.maximum(np.abs(high), 1e-6))
+        span = np.where(degenerate, np.maximum(np.abs(high), 1e-6), span)
+        return np.where(empty, np.nan, low), np.where(empty, np.nan, span)
 
     def describe(self) -> str:
         """One line for logs."""
@@ -155,3 +172,16 @@ class DepthScaling:
 SENSOR_SCALING = DepthScaling('fixed', max_value=10.0, unit='m')
 #: Research (benchmark) models: per-image min-max, as the shipped research model was trained.
 RESEARCH_SCALING = DepthScaling('range', unit='any', low_percentile=0.0, high_percentile=100.0)
+
+
+def _row_percentile(ordered: np.ndarray, last: np.ndarray, percentile: float) -> np.ndarray:
+    """Per row, ``np.percentile(row[:last + 1], percentile)`` of rows sorted ascending (numpy's
+    default linear method, including its interpolation formula, so results match bit for bit)."""
+    position = last * (percentile / 100.0)
+    below = np.floor(position)
+    gamma = position - below
+    index = below.astype(np.intp)
+    lower = np.take_along_axis(ordered, index[:, None], axis=1)[:, 0]
+    upper = np.take_along_axis(ordered, np.minimum(index + 1, last)[:, None], axis=1)[:, 0]
+    difference = upper - lower
+    return np.where(gamma >= 0.5, upper - difference * (1 - gamma), lower + difference * gamma)

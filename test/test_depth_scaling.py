@@ -201,3 +201,29 @@ def test_a_decimated_sensor_frame_patch_is_scored_against_that_frame():
     np.testing.assert_allclose(lr, hr[::4, ::4], atol=1e-6)
     clean = np.linspace(1.5, 3.0, 128)
     assert len(np.unique(hr[0])) < len(np.unique(clean[:64]))  # terraces, not the ramp
+
+
+@pytest.mark.parametrize('scaling', [DepthScaling('range', low_percentile=1.0, high_percentile=99.0,
+                                                  min_relative_span=0.1),
+                                     DepthScaling('range'), SENSOR_SCALING],
+                         ids=['robust', 'minmax', 'fixed'])
+def test_fitting_many_rows_at_once_gives_each_row_its_own_fit_bit_for_bit(scaling):
+    """The node fits hundreds of LR tiles in one pass (``fit_rows``); each must get exactly
+    the map ``fit`` gives its valid values, whatever their number, and an empty row NaN."""
+    rng = np.random.default_rng(0)
+    rows = np.full((60, 300), np.nan)
+    for index, count in enumerate(rng.integers(1, 300, 60)):
+        values = rng.uniform(0.3, 6.0, count).astype(np.float32)
+        if index % 5 == 0:
+            values[:] = values[0]  # a flat tile: the span floor
+        rows[index, rng.permutation(300)[:count]] = values
+    rows[7] = np.nan
+    offsets, spans = scaling.fit_rows(rows, 'm')
+    for index, row in enumerate(rows):
+        if index == 7 and scaling.mode == 'range':
+            assert np.isnan(offsets[index]) and np.isnan(spans[index])
+            continue
+        expected = scaling.fit(row[~np.isnan(row)], 'm')
+        assert (offsets[index], spans[index]) == (expected.offset, expected.span)
+    with pytest.raises(ValueError, match='rows, values'):
+        scaling.fit_rows(rows[0], 'm')

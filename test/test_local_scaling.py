@@ -117,3 +117,25 @@ def test_set_fit_tile_keeps_the_weights_and_refuses_fixed_scalings(tmp_path):
     fixed = save_checkpoint(tmp_path / 'f.pt', model,
                             normalization={'mode': 'fixed', 'max_value': 10.0, 'unit': 'm'})
     assert tool.main(['32', str(fixed)]) == 2
+
+
+def test_vectorised_tile_fits_match_a_fit_per_tile():
+    """The tiles' ranges are fitted in one pass; each is the range of its own valid depth, and
+    a tile without depth takes the frame's."""
+    from dsr_ros.inference import _tile_affines, _tile_starts
+    metres = _wall(70, 95)
+    valid = np.ones(metres.shape, bool)
+    valid[30:60, 30:75] = False  # covers two whole 24-px tiles
+    valid[::7, ::3] = False
+    frame = TILED.fit(metres[valid], 'm')
+    tops, lefts = _tile_starts(70, 24, 16), _tile_starts(95, 24, 16)
+    offsets, spans = _tile_affines(metres, valid, TILED, tops, lefts, (24, 24), frame)
+    empty = 0
+    for row, top in enumerate(tops):
+        for col, left in enumerate(lefts):
+            tile_valid = valid[top:top + 24, left:left + 24]
+            expected = (TILED.fit(metres[top:top + 24, left:left + 24][tile_valid], 'm')
+                        if tile_valid.any() else frame)
+            empty += not tile_valid.any()
+            assert (offsets[row, col], spans[row, col]) == (expected.offset, expected.span)
+    assert empty == 2
