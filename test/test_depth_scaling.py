@@ -203,9 +203,10 @@ def test_a_decimated_sensor_frame_patch_is_scored_against_that_frame():
     assert len(np.unique(hr[0])) < len(np.unique(clean[:64]))  # terraces, not the ramp
 
 
-@pytest.mark.parametrize('scaling', [DepthScaling('range', low_percentile=1.0, high_percentile=99.0,
-                                                  min_relative_span=0.1),
-                                     DepthScaling('range'), SENSOR_SCALING],
+ROBUST = DepthScaling('range', low_percentile=1.0, high_percentile=99.0, min_relative_span=0.1)
+
+
+@pytest.mark.parametrize('scaling', [ROBUST, DepthScaling('range'), SENSOR_SCALING],
                          ids=['robust', 'minmax', 'fixed'])
 def test_fitting_many_rows_at_once_gives_each_row_its_own_fit_bit_for_bit(scaling):
     """The node fits hundreds of LR tiles in one pass (``fit_rows``); each must get exactly
