@@ -248,8 +248,7 @@ class DepthSuperResolver:
             result = shift_output(result, row - row_a, col - col_a)
             if self.keep_samples:
                 result = keep_samples(result, metres, valid, self.sampling_phase)
-        out_valid = np.repeat(np.repeat(valid, self.scale, axis=0), self.scale, axis=1)
-        return self._encode(result, out_valid, depth.dtype)
+        return self._encode(result, valid, depth.dtype)
 
     def run_normalized(self, depth_lr: np.ndarray,
                        valid: Optional[np.ndarray] = None) -> np.ndarray:
@@ -408,20 +407,37 @@ class DepthSuperResolver:
                 ramp = ramps[inner]
                 hr_rows = slice(top * scale, (top + tile_h) * scale)
                 hr_cols = slice(left * scale, (left + tile_w) * scale)
-                accum[hr_rows, hr_cols] += affine.inverse(out) * ramp
+                out *= affine.span  # affine.inverse and the ramp, in place
+                out += affine.offset
+                out *= ramp
+                accum[hr_rows, hr_cols] += out
                 weight[hr_rows, hr_cols] += ramp
         np.maximum(weight, 1e-12, out=weight)
         accum /= weight
         return accum
 
-    def _encode(self, result: np.ndarray, out_valid: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    def _encode(self, result: np.ndarray, valid: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """Metres -> the input's dtype and unit; each invalid LR pixel's ``s x s`` block invalid.
+
+        In place on HR-sized arrays and with the blocks addressed through a ``(h, s, w, s)``
+        view rather than a repeated HR mask: at 640x480 x4 these few passes over 4.9 M pixels
+        were a third of a GPU frame."""
+        blocks = ~valid[:, None, :, None]
         if dtype == np.uint16:
-            out = np.clip(np.rint(result * 1000.0), 1, 65535).astype(np.uint16)
-            out[~out_valid] = 0
+            scaled = np.multiply(result, np.float32(1000.0), dtype=np.float32)
+            np.rint(scaled, out=scaled)
+            np.clip(scaled, 1, 65535, out=scaled)
+            out = scaled.astype(np.uint16)
+            np.copyto(self._blocks_view(out), 0, where=blocks)
             return out
         out = np.maximum(result, MIN_VALID_DEPTH_M).astype(dtype)
-        out[~out_valid] = np.nan
+        np.copyto(self._blocks_view(out), np.nan, where=blocks)
         return out
+
+    def _blocks_view(self, hr: np.ndarray) -> np.ndarray:
+        """``(H*s, W*s)`` -> its ``(H, s, W, s)`` view: output pixel blocks by LR pixel."""
+        scale = self.scale
+        return hr.reshape(hr.shape[0] // scale, scale, hr.shape[1] // scale, scale)
 
     @staticmethod
     def _invalid_output(dtype: np.dtype, shape: Tuple[int, int]) -> np.ndarray:
