@@ -78,7 +78,7 @@ def test_quick_run_without_node_reports_every_stage(tmp_path, tiny_checkpoint):
 
 def test_compile_and_onnxruntime_options_are_measured(tmp_path):
     # No --weights: the shipped rungs, random weights of the ladder configs where none is
-    # shipped (x4 ships tiny and lite); every net's origin is in the notes.
+    # shipped (x4 ships tiny, lite and paper); every net's origin is in the notes.
     report, _ = run_benchmark(tmp_path, '--no-node', '--compile', '--onnxruntime',
                               '--precisions', 'fp32', '--sizes', '8x8', timeout=600)
     assert [n for n in report['notes'] if 'shipped dsrnet_sensor_' in n or 'RANDOM weights' in n]
@@ -151,3 +151,36 @@ def test_pareto_finds_each_model_in_any_of_several_suite_files(tmp_path, tiny_ch
     assert report['rows'][0]['sensor'] == {'area': ratios}
     assert report['quality_files']['sensor'] == [str(other), str(mine)]
     assert '| tiny4 | area | 0.700 | 0.800 | 0.900 | 0.600 |' in result.stdout
+
+
+def test_two_revisions_take_turns_and_report_their_ratio(tmp_path, tiny_checkpoint):
+    """``benchmarks.revisions`` times this checkout against a committed revision (here HEAD,
+    so both sides run the same code) in alternating processes; an unknown revision is refused
+    by name."""
+    if not (REPO / '.git').exists():
+        pytest.skip('needs a git checkout')
+
+    def revisions(*args):
+        return subprocess.run([sys.executable, '-m', 'benchmarks.revisions', *map(str, args)],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    done = revisions('--against', 'HEAD', '--weights', tiny_checkpoint, '--sizes', '8x8',
+                     '--repeats', '1', '--rounds', '2', '--out', tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / 'revisions.json').read_text())
+    sides = [(r['side'], r['round']) for r in report['records']]
+    assert sides == [('against', 0), ('this', 0), ('against', 1), ('this', 1)]
+    (row,) = report['summary']
+    assert row['input'] == '8x8' and row['speedup'] > 0 and row['this_ms'] > 0
+    assert '| speedup |' in (tmp_path / 'revisions.md').read_text()
+    refused = revisions('--against', 'no-such-revision', '--weights', tiny_checkpoint,
+                        '--out', tmp_path)
+    assert refused.returncode != 0 and "'no-such-revision'" in refused.stderr
+    exported = tmp_path / 'exported'
+    exported.mkdir()
+    subprocess.run(f'git archive HEAD dsr_ros | tar -x -C {exported}', shell=True, cwd=REPO,
+                   check=True)
+    done = revisions('--against', exported, '--weights', tiny_checkpoint, '--sizes', '8x8',
+                     '--repeats', '1', '--rounds', '1', '--out', tmp_path / 'folder')
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / 'folder' / 'revisions.json').read_text())['summary']
