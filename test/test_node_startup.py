@@ -58,8 +58,8 @@ def test_no_weights_and_no_shipped_model_for_the_scale():
 
 
 def test_an_unshipped_rung_is_refused_with_what_is_shipped():
-    result = _run_node({'weights_path': '', 'model': 'paper', 'device': 'cpu'})
-    _assert_one_error_line(result, 'no shipped paper model for x4', 'shipped:')
+    result = _run_node({'weights_path': '', 'model': 'paper', 'scale': 8, 'device': 'cpu'})
+    _assert_one_error_line(result, 'no shipped paper model for x8', 'shipped:', 'paper x4')
 
 
 def test_the_node_runs_and_logs_a_self_ensemble(tmp_path, tiny_checkpoint, node_processes):

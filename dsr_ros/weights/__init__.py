@@ -3,9 +3,9 @@
 File names say what a model is for: ``dsrnet_sensor_<size>_x<scale>.pt`` are trained on the
 randomised sensor degradation for real cameras (the node's models), ``<size>`` one rung of the
 ladder ``tiny`` (real time on a CPU), ``lite`` (better, about 1 frame/s at 640x480 on a 2-core
-CPU), ``paper`` (the paper's 64 x 5 net, for GPUs, shipped when trained). The research-protocol
-model of the paper's benchmark table is ``dsrnet_research_lite_x4.pt`` (OpenCV-bicubic
-degradation only: do not use it on a real camera).
+CPU), ``paper`` (the paper's 64 x 5 net, for GPUs; shipped at x4, weights stored in fp16).
+The research-protocol model of the paper's benchmark table is ``dsrnet_research_lite_x4.pt``
+(OpenCV-bicubic degradation only: do not use it on a real camera).
 
 The node picks a shipped model by its ``model`` and ``scale`` parameters when ``weights_path``
 is empty, so a shipped model works out of the box and a missing one gives a clear start-up
