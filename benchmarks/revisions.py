@@ -12,6 +12,9 @@ and the report gives their ratio. ``--against`` is exported with ``git archive``
 tar -x -C DIR``: a lent machine gets the working tree without ``.git``); the other side is
 this checkout. Timing is
 :func:`dsr_ros.model_selection.time_resolver`, what ``model: auto`` measures at start-up.
+
+Processes differ even on the same code (on a shared 2-core VM by about 15 %, measured with
+``--against`` an export of ``HEAD``): run that first, and trust a ratio well outside its band.
 """
 
 from __future__ import annotations
