@@ -318,19 +318,27 @@ class DepthSuperResolver:
         return average_over_flips(self._forward_once, batch, self.ensemble_passes, self.scale,
                                   alignment)
 
-    def _forward_once(self, batch: np.ndarray) -> np.ndarray:
+    def _forward_batch_on_device(self, batch: np.ndarray) -> torch.Tensor:
+        """:meth:`_forward_batch` as a float32 tensor left on the device (the tiles' blend runs
+        there); one pass stays on the device, a self-ensemble is averaged on the host."""
+        if self.ensemble_passes == 1:
+            return self._forward_once(batch, on_device=True)
+        return torch.from_numpy(self._forward_batch(batch)).to(self.device)
+
+    def _forward_once(self, batch: np.ndarray, on_device: bool = False):
         """One pass of ``(N, C, h, w)`` inputs, padded to ``pad_multiple`` (edge replicate)
-        and cropped back."""
+        and cropped back; a numpy array, or a device tensor with ``on_device``."""
         height, width = batch.shape[-2:]
         pad_h, pad_w = (-height) % self.pad_multiple, (-width) % self.pad_multiple
         if pad_h or pad_w:
             batch = np.pad(batch, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode='edge')
-        out = self._forward(batch)
-        return out[:, :height * self.scale, :width * self.scale]
+        out = self._forward_tensor(batch)[:, :height * self.scale, :width * self.scale]
+        return out if on_device else out.cpu().numpy()
 
     @torch.inference_mode()
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
-        """``(N, C, h, w)`` -> ``(N, h*s, w*s)`` on the device, in the chosen precision."""
+    def _forward_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        """``(N, C, h, w)`` -> ``(N, h*s, w*s)`` float32 on the device, in the chosen
+        precision."""
         tensor = torch.from_numpy(np.ascontiguousarray(batch))
         if self.device.type == 'cuda':
             tensor = tensor.pin_memory().to(self.device, non_blocking=True)
@@ -341,7 +349,7 @@ class DepthSuperResolver:
         else:
             with torch.autocast(self.device.type, dtype=autocast_dtype(self.precision)):
                 out = self.model(tensor)
-        return out.float()[:, 0].cpu().numpy()
+        return out.float()[:, 0]
 
     def _run_tiled(self, image: np.ndarray, tile: Tuple[int, int]) -> np.ndarray:
         """Process overlapping LR tiles, blending their HR outputs with linear ramp weights."""
@@ -366,6 +374,7 @@ class DepthSuperResolver:
         accum /= weight  # in place: no third and fourth HR-sized array
         return accum
 
+    @torch.inference_mode()
     def _run_locally_scaled(self, metres: np.ndarray, valid: np.ndarray,
                             scaling: DepthScaling, tile: int) -> np.ndarray:
         """Super-resolve with the range fitted per ``tile`` x ``tile`` LR tile, blended in metres.
@@ -376,7 +385,9 @@ class DepthSuperResolver:
         validation split). Holes are filled once over the frame; the tiles' ranges are fitted
         in one vectorised pass (per-tile ``np.percentile`` calls were most of a GPU frame's
         time); a tile without a valid pixel (its output is invalid anyway) takes the frame's
-        scaling. Each row of equal tiles is one batch; the stop event is checked between rows.
+        scaling. Each row of equal tiles is one batch; the tiles are blended on the resolver's
+        device (on a GPU no tile comes back to the host); the stop event is checked between
+        rows.
         """
         height, width = metres.shape
         scale, overlap = self.scale, self.tile_overlap
@@ -387,9 +398,10 @@ class DepthSuperResolver:
         lefts = _tile_starts(width, tile_w, tile_w - overlap)
         offsets, spans = _tile_affines(metres, valid, scaling, tops, lefts, (tile_h, tile_w),
                                        frame_affine)
-        ramps: Dict[Tuple[bool, ...], np.ndarray] = {}  # at most 9 kinds of tile position
-        accum = np.zeros((height * scale, width * scale), np.float32)
-        weight = np.zeros_like(accum)
+        ramps: Dict[Tuple[bool, ...], torch.Tensor] = {}  # at most 9 kinds of tile position
+        accum = torch.zeros((height * scale, width * scale), dtype=torch.float32,
+                            device=self.device)
+        weight = torch.zeros_like(accum)
         for row, top in enumerate(tops):
             if self.stop_event is not None and self.stop_event.is_set():
                 raise InferenceStopped('stopped between tiles')
@@ -399,22 +411,21 @@ class DepthSuperResolver:
             inputs = [make_net_input(affine.forward(filled[rows, left:left + tile_w]),
                                      valid[rows, left:left + tile_w], self.in_channels)
                       for affine, left in zip(affines, lefts)]
-            outputs = self._forward_batch(np.stack(inputs))
+            outputs = self._forward_batch_on_device(np.stack(inputs))
             for left, affine, out in zip(lefts, affines, outputs):
                 inner = (top > 0, top + tile_h < height, left > 0, left + tile_w < width)
                 if inner not in ramps:
-                    ramps[inner] = _ramp_weights(out.shape, overlap * scale, inner)
+                    ramps[inner] = torch.from_numpy(
+                        _ramp_weights(tuple(out.shape), overlap * scale, inner)).to(self.device)
                 ramp = ramps[inner]
                 hr_rows = slice(top * scale, (top + tile_h) * scale)
                 hr_cols = slice(left * scale, (left + tile_w) * scale)
-                out *= affine.span  # affine.inverse and the ramp, in place
-                out += affine.offset
-                out *= ramp
-                accum[hr_rows, hr_cols] += out
+                # affine.inverse and the ramp, in place, then into the frame
+                accum[hr_rows, hr_cols] += out.mul_(affine.span).add_(affine.offset).mul_(ramp)
                 weight[hr_rows, hr_cols] += ramp
-        np.maximum(weight, 1e-12, out=weight)
+        weight.clamp_(min=1e-12)
         accum /= weight
-        return accum
+        return accum.cpu().numpy()
 
     def _encode(self, result: np.ndarray, valid: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """Metres -> the input's dtype and unit; each invalid LR pixel's ``s x s`` block invalid.
