@@ -325,7 +325,8 @@ class DepthSuperResolver:
             return self._forward_once(batch, on_device=True)
         return torch.from_numpy(self._forward_batch(batch)).to(self.device)
 
-    def _forward_once(self, batch: np.ndarray, on_device: bool = False):
+    def _forward_once(self, batch: np.ndarray, on_device: bool = False
+                      ) -> Union[np.ndarray, torch.Tensor]:
         """One pass of ``(N, C, h, w)`` inputs, padded to ``pad_multiple`` (edge replicate)
         and cropped back; a numpy array, or a device tensor with ``on_device``."""
         height, width = batch.shape[-2:]
