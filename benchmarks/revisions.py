@@ -30,6 +30,8 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from benchmarks.frames import parse_size
+
 REPO = Path(__file__).resolve().parents[1]
 MARK = 'TIMINGS '
 
@@ -103,11 +105,6 @@ def markdown(rows: Sequence[Dict], args: argparse.Namespace, revision: str) -> s
     return '\n'.join(lines) + '\n'
 
 
-def _size(text: str) -> tuple:
-    width, _, height = text.partition('x')
-    return int(width), int(height)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--against', required=True,
@@ -115,7 +112,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--weights', nargs='+', required=True, help='checkpoints to time')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--precision', default='auto')
-    parser.add_argument('--sizes', nargs='+', type=_size, default=[(160, 120)],
+    parser.add_argument('--sizes', nargs='+', type=parse_size, default=[(160, 120)],
                         help='LR input sizes WIDTHxHEIGHT')
     parser.add_argument('--repeats', type=int, default=9, help='timed frames per measurement')
     parser.add_argument('--rounds', type=int, default=2, help='turns each revision takes')
