@@ -42,6 +42,8 @@ def test_study_measures_one_phase_of_the_shipped_tiny_model():
     assert entry['told_blind_over_nearest'] > entry['blind_oracle_over_nearest'] - 0.02
     # The oracle's median is L1-best: its RMSE is a ratio like any other, not a floor.
     assert 0.3 < entry['blind_oracle_rmse_over_bicubic'] < 2.0
+    # The mean is L2-best: its RMSE is never above the median's by more than noise.
+    assert entry['blind_mean_rmse_over_bicubic'] <= entry['blind_oracle_rmse_over_bicubic'] + 1e-3
     report = phase_study.markdown([result])
     assert '| lu | SR / nearest |' in report and '| lu | told SR, then phase-blind /' in report
 
@@ -66,3 +68,33 @@ def test_phase_blind_oracle_beats_assuming_phase_zero_over_all_phases():
     # At its own candidate the oracle is exact away from edges: a flat scene is returned as is.
     flat = np.full((8, 8), 2.0, np.float32)
     assert np.array_equal(phase_study.phase_blind_oracle(flat, 4, (2, 1)), flat)
+
+
+def test_mean_oracle_is_l2_best_and_median_l1_best_over_all_phases():
+    from dsr_ros.sampling_phase import shift_output
+    hr = np.zeros((16, 48), np.float32)
+    hr[:, 21:] = 1.0
+    hr[:, 34:] = 3.0
+    phases = [(r, c) for r in range(4) for c in range(4)]
+    errors = {'median': [0.0, 0.0], 'mean': [0.0, 0.0]}
+    for phase in phases:
+        for statistic, (absolute, squared) in errors.items():
+            estimate = phase_study.phase_blind_oracle(hr, 4, phase, statistic)
+            # The truth seen from phase q's grid is hr moved by -q + phase (the candidates).
+            for q in phases:
+                truth = shift_output(hr, q[0] - phase[0], q[1] - phase[1])
+                absolute += np.abs(estimate - truth).sum()
+                squared += ((estimate - truth) ** 2).sum()
+            errors[statistic] = [absolute, squared]
+    assert errors['median'][0] < errors['mean'][0]
+    assert errors['mean'][1] < errors['median'][1]
+    with pytest.raises(ValueError, match='statistic'):
+        phase_study.phase_blind_oracle(hr, 4, (0, 0), 'mode')
+
+
+def test_phases_for_each_scale():
+    assert set(phase_study.phases_for(2)) == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert phase_study.phases_for(4) == ((0, 0), (1, 1), (2, 2), (3, 3), (0, 2), (2, 0),
+                                         (1, 3), (3, 1))
+    eight = phase_study.phases_for(8)
+    assert len(eight) == len(set(eight)) == 12 and all(max(p) < 8 for p in eight)

@@ -10,14 +10,18 @@ must place it where its training phases put it on average. ``np.repeat`` nearest
 real-sensor suite calls nearest) puts it where a *uniformly random* phase puts it on average;
 phase 0 (ROS image_proc decimation: every s-th pixel from the first) puts it 1.5 px earlier.
 This script measures, on the suite's Middlebury / NYUv2 / Lu frames (480 x 640 centre crops, no
-noise, no holes), for every phase on the diagonal and off it: SR / nearest and SR / bicubic MAD,
+noise, no holes), for the phases of :func:`phases_for` the model's scale (every phase on the
+diagonal and four off it; all four at x2): SR / nearest and SR / bicubic MAD,
 an oracle that knows the phase (nearest with each LR sample at its true HR position) /
 nearest, which shows how much of nearest's error is only the unknown phase, and a *phase-blind*
 oracle / nearest: one that knows the whole HR scene but not the phase. Since the LR frame of
 phase p is the phase-0 frame of the scene shifted by p, the truth is one of s x s shifted
 copies, equally likely; the per-pixel median of those copies is the least mean absolute error
 any phase-blind method can reach (with a prior over scenes that does not favour a position in
-the pixel grid), so that ratio is a floor for SR / nearest with the phase unknown. A model that
+the pixel grid), so that ratio is a floor for SR / nearest with the phase unknown; the per-pixel
+*mean* of the copies is the least mean squared error, a floor for SR / bicubic RMSE. The two
+floors are reached by different outputs: a target on MAD and one on RMSE can each be within
+reach of a phase-blind method and still not both at once. A model that
 records its point alignment is also run *told* the phase, and the same median is taken over the
 moved copies of that told output (*told net, then phase-blind*): what the best phase-blind
 choice reaches when the scene is known only as well as the net knows it when told the phase,
@@ -39,14 +43,21 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere: training/ is beside tools/
     sys.path.insert(0, str(REPO))
 
-#: Phases (row, col) measured at x4: the diagonal and four off it.
-PHASES: Tuple[Tuple[int, int], ...] = ((0, 0), (1, 1), (2, 2), (3, 3), (0, 2), (2, 0), (1, 3),
-                                       (3, 1))
+
+
+def phases_for(scale: int) -> Tuple[Tuple[int, int], ...]:
+    """The phases (row, col) measured at ``scale``: the diagonal, then four off it (at x2 that
+    is all four phases; at x4 the eight of the eighth session's study)."""
+    half = scale // 2
+    off = ((0, half), (half, 0), (1, scale - 1), (scale - 1, 1))
+    phases = [(k, k) for k in range(scale)] + [p for p in off if p[0] != p[1]]
+    return tuple(dict.fromkeys(phases))
+
 DATASETS = ('middlebury', 'nyuv2', 'lu')
 
 #: The table's rows: key -> (method, the method it is divided by, error, label). MAD is the
-#: `point` target's measure; RMSE against bicubic is the issue's other one, and the oracle's
-#: median is L1-best, not L2-best, so its RMSE says how far that target is too.
+#: `point` target's measure; RMSE against bicubic is the issue's other one. The oracle's median
+#: is L1-best, its mean L2-best: each row says how far its target is for any phase-blind method.
 RATIOS: Dict[str, Tuple[str, str, str, str]] = {
     'sr_over_nearest': ('sr', 'nearest', 'mad', 'SR / nearest'),
     'sr_over_bicubic': ('sr', 'bicubic', 'mad', 'SR / bicubic'),
@@ -58,6 +69,10 @@ RATIOS: Dict[str, Tuple[str, str, str, str]] = {
     'sr_rmse_over_bicubic': ('sr', 'bicubic', 'rmse', 'RMSE: SR / bicubic'),
     'blind_oracle_rmse_over_bicubic': ('blind', 'bicubic', 'rmse',
                                        'RMSE: phase-blind oracle / bicubic'),
+    'blind_mean_rmse_over_bicubic': ('blind_mean', 'bicubic', 'rmse',
+                                     'RMSE: phase-blind L2 oracle (mean) / bicubic'),
+    'blind_mean_over_nearest': ('blind_mean', 'nearest', 'mad',
+                                'phase-blind L2 oracle (mean) / nearest'),
     'told_blind_rmse_over_bicubic': ('told_blind', 'bicubic', 'rmse',
                                      'RMSE: told SR, then phase-blind / bicubic')}
 
@@ -72,26 +87,31 @@ def phase_aligned_nearest(lr: np.ndarray, scale: int, phase: Tuple[int, int],
     return lr[rows][:, cols]
 
 
-def phase_blind_oracle(hr: np.ndarray, scale: int, phase: Tuple[int, int]) -> np.ndarray:
-    """The L1-best estimate of ``hr`` from its phase-``phase`` point samples *and* ``hr``
-    itself, the phase unknown: the per-pixel median of the ``scale**2`` candidate truths.
+def phase_blind_oracle(hr: np.ndarray, scale: int, phase: Tuple[int, int],
+                       statistic: str = 'median') -> np.ndarray:
+    """The best estimate of ``hr`` from its phase-``phase`` point samples *and* ``hr`` itself,
+    the phase unknown: the per-pixel ``median`` (least mean absolute error) or ``mean`` (least
+    mean squared error) of the ``scale**2`` candidate truths.
 
     ``hr`` may also be an *estimate* of the scene placed at phase ``phase`` (a net's output
     when told the phase): the median is then the best phase-blind choice given that estimate.
 
     Sampled at phase ``p``, the scene looks exactly like the scene moved by ``q - p`` sampled
     at phase ``q``; so, knowing the scene up to that move, candidate ``q`` is ``hr`` moved by
-    ``q - p`` (edge pixels repeated), and the median over the equally likely ``q`` minimises
-    the expected absolute error at every pixel.
+    ``q - p`` (edge pixels repeated), and over the equally likely ``q`` the median minimises
+    the expected absolute error at every pixel, the mean the expected squared error.
     """
     from dsr_ros.sampling_phase import shift_output
+    reducers = {'median': np.median, 'mean': np.mean}
+    if statistic not in reducers:
+        raise ValueError(f'statistic must be one of {sorted(reducers)}, got {statistic!r}')
     candidates = [shift_output(hr, q0 - phase[0], q1 - phase[1])
                   for q0 in range(scale) for q1 in range(scale)]
-    return np.median(np.stack(candidates), axis=0).astype(np.float32)
+    return reducers[statistic](np.stack(candidates), axis=0).astype(np.float32)
 
 
-def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PHASES
-          ) -> Dict[str, Any]:
+def study(weights: Path, data_root: Path,
+          phases: Optional[Sequence[Tuple[int, int]]] = None) -> Dict[str, Any]:
     """Per data set and phase: mean over frames of each ratio of :data:`RATIOS` (MAD, and RMSE
     against bicubic; see the module docstring)."""
     from tqdm import tqdm
@@ -111,7 +131,7 @@ def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PH
         gt = _crop(frame.depth, 480, 640)
         prepared.append((frame.dataset, gt, filled_frame(gt, valid_mask(gt))))
     table: Dict[str, Dict[str, Dict[str, float]]] = {}
-    phases = [phase for phase in phases if max(phase) < scale]
+    phases = [phase for phase in (phases or phases_for(scale)) if max(phase) < scale]
     bar = tqdm(total=len(phases) * len(prepared), desc=f'phase study {weights.name}',
                unit='image', leave=False)
     for phase in phases:
@@ -124,7 +144,8 @@ def study(weights: Path, data_root: Path, phases: Sequence[Tuple[int, int]] = PH
             outputs = {'sr': sr, 'bicubic': upsample_bicubic_masked(lr, scale),
                        'nearest': upsample_nearest(lr, scale),
                        'oracle': phase_aligned_nearest(lr, scale, phase, sr.shape),
-                       'blind': phase_blind_oracle(filled, scale, phase)[crop]}
+                       'blind': phase_blind_oracle(filled, scale, phase)[crop],
+                       'blind_mean': phase_blind_oracle(filled, scale, phase, 'mean')[crop]}
             if told_known:
                 told = run_told(resolver, lr, phase)
                 outputs['told'] = told
@@ -145,8 +166,7 @@ def markdown(results: Sequence[Dict[str, Any]]) -> str:
     """One table per model: rows are data sets x ratio, columns phases, plus the mean."""
     lines: List[str] = []
     for result in results:
-        phases = sorted({p for per in result['table'].values() for p in per},
-                        key=lambda p: PHASES.index(tuple(map(int, p.split(',')))))
+        phases = list(next(iter(result['table'].values())))  # in the order measured
         lines += [f"### {Path(result['weights']).name} (x{result['scale']})", '',
                   '| data set | ratio | ' + ' | '.join(f'phase {p}' for p in phases)
                   + ' | mean |', '|---|---|' + '---|' * (len(phases) + 1)]
