@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere: training/ is beside tools/
     sys.path.insert(0, str(REPO))
 
+DATASETS = ('middlebury', 'nyuv2', 'lu')
 
 
 def phases_for(scale: int) -> Tuple[Tuple[int, int], ...]:
@@ -53,7 +54,6 @@ def phases_for(scale: int) -> Tuple[Tuple[int, int], ...]:
     phases = [(k, k) for k in range(scale)] + [p for p in off if p[0] != p[1]]
     return tuple(dict.fromkeys(phases))
 
-DATASETS = ('middlebury', 'nyuv2', 'lu')
 
 #: The table's rows: key -> (method, the method it is divided by, error, label). MAD is the
 #: `point` target's measure; RMSE against bicubic is the issue's other one. The oracle's median
