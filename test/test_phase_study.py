@@ -98,3 +98,29 @@ def test_phases_for_each_scale():
                                          (1, 3), (3, 1))
     eight = phase_study.phases_for(8)
     assert len(eight) == len(set(eight)) == 12 and all(max(p) < 8 for p in eight)
+
+
+def test_oracle_only_study_measures_the_floors_without_a_net():
+    from training.data.readers import shared_data_root
+    if not (shared_data_root() / 'lu_rgbd6').is_dir():
+        pytest.skip('Lu RGB-D 6 set not present')
+    result = phase_study.study(None, shared_data_root(), phases=[(0, 0), (0, 1)], scale=2)
+    assert result['weights'] is None and result['scale'] == 2
+    entry = result['table']['lu']['0,1']
+    assert entry['frames'] == 6 and 'sr_over_nearest' not in entry
+    # At x2, np.repeat nearest is as well placed as nearest can be at every phase; the floor
+    # of a phase-blind method is below it, and the mean is L2-best.
+    assert abs(entry['oracle_over_nearest'] - 1.0) < 0.1
+    assert 0.5 < entry['blind_oracle_over_nearest'] < 1.0
+    assert entry['blind_mean_rmse_over_bicubic'] <= entry['blind_oracle_rmse_over_bicubic'] + 1e-3
+    assert '### oracles and baselines (x2)' in phase_study.markdown([result])
+    with pytest.raises(ValueError, match='scale'):
+        phase_study.study(None, shared_data_root(), scale=None)
+
+
+@pytest.mark.parametrize('argv', [[], ['--oracles-at', '1']])
+def test_cli_refuses_nothing_to_measure_and_a_scale_below_two(argv, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        phase_study.main(argv)
+    assert stopped.value.code == 2
+    assert '--oracles-at' in capsys.readouterr().err

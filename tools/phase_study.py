@@ -1,7 +1,7 @@
 """How the sampling phase of point-sampled input decides who wins: SR against nearest per phase.
 
     python tools/phase_study.py dsr_ros/weights/dsrnet_sensor_lite_x4.pt [more.pt ...] \
-        [--data-root ../shared/data] [--out results/phase_study]
+        [--oracles-at 2 4 8] [--data-root ../shared/data] [--out results/phase_study]
 
 A point-sampled LR pixel (i, j) is the HR pixel (s i + r, s j + c) for a phase (r, c) that the
 LR image does not reveal: phase (r, c) of a scene is phase (0, 0) of the same scene shifted by
@@ -110,10 +110,14 @@ def phase_blind_oracle(hr: np.ndarray, scale: int, phase: Tuple[int, int],
     return reducers[statistic](np.stack(candidates), axis=0).astype(np.float32)
 
 
-def study(weights: Path, data_root: Path,
-          phases: Optional[Sequence[Tuple[int, int]]] = None) -> Dict[str, Any]:
+def study(weights: Optional[Path], data_root: Path,
+          phases: Optional[Sequence[Tuple[int, int]]] = None,
+          scale: Optional[int] = None) -> Dict[str, Any]:
     """Per data set and phase: mean over frames of each ratio of :data:`RATIOS` (MAD, and RMSE
-    against bicubic; see the module docstring)."""
+    against bicubic; see the module docstring).
+
+    ``weights=None`` measures the oracles and baselines alone at ``scale`` (no net): the floors
+    of a target at any scale, before anyone trains for it."""
     from tqdm import tqdm
 
     from dsr_ros.depth_io import valid_mask
@@ -121,9 +125,14 @@ def study(weights: Path, data_root: Path,
     from training.data import sensor_degradation as sd
     from training.sensor_suite import (_crop, filled_frame, load_frames, run_told, score,
                                        upsample_bicubic_masked, upsample_nearest)
-    resolver = DepthSuperResolver.from_checkpoint(weights, device='cpu')
-    scale = resolver.scale
-    told_known = resolver.point_alignment is not None  # a told phase needs the alignment
+    resolver = None
+    if weights is not None:
+        resolver = DepthSuperResolver.from_checkpoint(weights, device='cpu')
+        scale = resolver.scale
+    elif scale is None or scale < 2:
+        raise ValueError(f'an oracle-only study needs a scale of 2 or more, got {scale!r}')
+    # A told phase needs the net's alignment.
+    told_known = resolver is not None and resolver.point_alignment is not None
     frames, missing = load_frames(data_root, DATASETS)
     # Each frame's crop and hole-filled copy once; only the sampling phase changes below.
     prepared = []
@@ -132,20 +141,22 @@ def study(weights: Path, data_root: Path,
         prepared.append((frame.dataset, gt, filled_frame(gt, valid_mask(gt))))
     table: Dict[str, Dict[str, Dict[str, float]]] = {}
     phases = [phase for phase in (phases or phases_for(scale)) if max(phase) < scale]
-    bar = tqdm(total=len(phases) * len(prepared), desc=f'phase study {weights.name}',
-               unit='image', leave=False)
+    name = weights.name if weights is not None else f'oracles x{scale}'
+    bar = tqdm(total=len(phases) * len(prepared), desc=f'phase study {name}', unit='image',
+               leave=False)
     for phase in phases:
         ratios: Dict[str, List[Dict[str, float]]] = {}
         for dataset, gt, filled in prepared:
             bar.update()
             lr = sd.downsample(filled, scale, 'point', phase=phase).astype(np.float32)
-            sr = resolver.run(lr)
-            crop = (slice(0, sr.shape[0]), slice(0, sr.shape[1]))
-            outputs = {'sr': sr, 'bicubic': upsample_bicubic_masked(lr, scale),
-                       'nearest': upsample_nearest(lr, scale),
-                       'oracle': phase_aligned_nearest(lr, scale, phase, sr.shape),
+            nearest = upsample_nearest(lr, scale)
+            crop = (slice(0, nearest.shape[0]), slice(0, nearest.shape[1]))
+            outputs = {'bicubic': upsample_bicubic_masked(lr, scale), 'nearest': nearest,
+                       'oracle': phase_aligned_nearest(lr, scale, phase, nearest.shape),
                        'blind': phase_blind_oracle(filled, scale, phase)[crop],
                        'blind_mean': phase_blind_oracle(filled, scale, phase, 'mean')[crop]}
+            if resolver is not None:
+                outputs['sr'] = resolver.run(lr)
             if told_known:
                 told = run_told(resolver, lr, phase)
                 outputs['told'] = told
@@ -159,7 +170,8 @@ def study(weights: Path, data_root: Path,
             table.setdefault(dataset, {})[f'{phase[0]},{phase[1]}'] = dict(
                 entry, frames=len(values))
     bar.close()
-    return {'weights': str(weights), 'scale': scale, 'table': table, 'missing': missing}
+    return {'weights': str(weights) if weights is not None else None, 'scale': scale,
+            'table': table, 'missing': missing}
 
 
 def markdown(results: Sequence[Dict[str, Any]]) -> str:
@@ -167,7 +179,8 @@ def markdown(results: Sequence[Dict[str, Any]]) -> str:
     lines: List[str] = []
     for result in results:
         phases = list(next(iter(result['table'].values())))  # in the order measured
-        lines += [f"### {Path(result['weights']).name} (x{result['scale']})", '',
+        title = (Path(result['weights']).name if result['weights'] else 'oracles and baselines')
+        lines += [f"### {title} (x{result['scale']})", '',
                   '| data set | ratio | ' + ' | '.join(f'phase {p}' for p in phases)
                   + ' | mean |', '|---|---|' + '---|' * (len(phases) + 1)]
         for dataset, per in result['table'].items():
@@ -186,15 +199,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from training.data.readers import shared_data_root
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('weights', nargs='+', type=Path)
+    parser.add_argument('weights', nargs='*', type=Path)
+    parser.add_argument('--oracles-at', type=int, nargs='+', default=[], metavar='SCALE',
+                        help='also measure the oracles and baselines alone (no net) at these '
+                             'scales: the floors of a target before anyone trains for it')
     parser.add_argument('--data-root', type=Path, default=None,
                         help='default: ../shared/data beside the repository')
     parser.add_argument('--out', type=Path, default=REPO / 'results' / 'phase_study')
     args = parser.parse_args(argv)
+    if not args.weights and not args.oracles_at:
+        parser.error('give checkpoints, --oracles-at SCALE, or both')
+    if any(scale < 2 for scale in args.oracles_at):
+        parser.error(f'--oracles-at scales must be 2 or more, got {args.oracles_at}')
     data_root = args.data_root or shared_data_root()
     if not data_root.is_dir():
         parser.error(f'no data under {data_root} (give --data-root)')
-    results = [study(path, data_root) for path in args.weights]
+    results = ([study(path, data_root) for path in args.weights]
+               + [study(None, data_root, scale=scale) for scale in args.oracles_at])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / 'phase_study.json').write_text(json.dumps(results, indent=1) + '\n')
     report = markdown(results)

@@ -314,10 +314,11 @@ def score(outputs: Dict[str, np.ndarray], gt: np.ndarray, lr: np.ndarray, scale:
     for method, out in outputs.items():
         result[method] = dict(_errors(out, gt, common), edge=_errors(out, gt, common & band),
                               flat=_errors(out, gt, common & ~band))
-    sr_valid = valid_mask(outputs['sr'])
-    result['validity'] = {'lr_holes': int((~valid_mask(lr)).sum()),
-                          'became_valid': int((sr_valid & ~lr_valid_up).sum()),
-                          'became_invalid': int((~sr_valid & lr_valid_up).sum())}
+    if 'sr' in outputs:  # the oracle-only phase study scores baselines and oracles alone
+        sr_valid = valid_mask(outputs['sr'])
+        result['validity'] = {'lr_holes': int((~valid_mask(lr)).sum()),
+                              'became_valid': int((sr_valid & ~lr_valid_up).sum()),
+                              'became_invalid': int((~sr_valid & lr_valid_up).sum())}
     return result
 
 
