@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 # absent in a user's clone, where the tests that need it skip and say why.
 LAUNCH_WHEELS := ../shared/ros2_launch_wheels
 LAUNCH_STAMP := $(VENV)/.launch-installed
+# Upstream image_geometry (the camera model downstream nodes read camera_info with), as a wheel
+# beside the repository in CI; absent in a user's clone, where its tests skip and say why.
+GEOMETRY_WHEELS := ../shared/ros2_image_geometry
+GEOMETRY_STAMP := $(VENV)/.image-geometry-installed
 # A second venv with ROS 2 Jazzy's wheels (rclpy 7.x) for the ROS-facing tests.
 JAZZY_VENV := .venv-jazzy
 JAZZY_PY := $(JAZZY_VENV)/bin/python
@@ -18,7 +22,8 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
 .PHONY: setup setup-jazzy demo test test-jazzy lint bench clean
 
-setup: $(STAMP) $(if $(wildcard $(LAUNCH_WHEELS)/README.md),$(LAUNCH_STAMP))
+setup: $(STAMP) $(if $(wildcard $(LAUNCH_WHEELS)/README.md),$(LAUNCH_STAMP)) \
+	$(if $(wildcard $(GEOMETRY_WHEELS)/README.md),$(GEOMETRY_STAMP))
 
 $(STAMP): requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +37,10 @@ $(LAUNCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --find-links $(LAUNCH_WHEELS) ros-ros2launch==0.28.0 \
 		ros-ros2run==0.36.1 ros-launch-xml==3.7.1
 	touch $(LAUNCH_STAMP)
+
+$(GEOMETRY_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --find-links $(GEOMETRY_WHEELS) ros-image-geometry
+	touch $(GEOMETRY_STAMP)
 
 setup-jazzy: $(JAZZY_STAMP)
 

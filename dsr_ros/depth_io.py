@@ -1,4 +1,4 @@
-"""Depth image bytes <-> numpy, encoding conversion and CameraInfo scaling (numpy only).
+"""Depth image bytes <-> numpy and encoding conversion (numpy only; CameraInfo: camera_info).
 
 The node receives ``sensor_msgs/Image`` messages from drivers we do not control, so every field
 is checked before it is trusted: a frame that lies about its size must be refused with a reason
@@ -11,14 +11,12 @@ Conventions (REP 118): ``16UC1`` (and ``mono16``) is depth in millimetres with 0
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import Tuple
 
 import numpy as np
 
 __all__ = ['DEFAULT_MAX_PIXELS', 'ENCODING_DTYPES', 'FrameError', 'OUTPUT_ENCODINGS',
-           'ScaledCameraInfo', 'check_camera_info', 'clamp_roi', 'convert_depth', 'decode_depth',
-           'encode_depth', 'encoding_for', 'scale_camera_info', 'scale_matrix',
-           'to_metres']
+           'convert_depth', 'decode_depth', 'encode_depth', 'encoding_for', 'to_metres']
 
 #: Accepted input encodings and their little-endian item types.
 ENCODING_DTYPES = {'16UC1': np.dtype('<u2'), 'mono16': np.dtype('<u2'),
@@ -29,8 +27,6 @@ OUTPUT_ENCODINGS = ('16UC1', '32FC1')
 DEFAULT_MAX_PIXELS = 8192 * 8192
 #: Largest depth representable in 16UC1, in metres.
 MAX_UINT16_METRES = 65.535
-#: sensor_msgs/RegionOfInterest fields are uint32.
-MAX_UINT32 = 2 ** 32 - 1
 
 
 class FrameError(ValueError):
@@ -137,76 +133,3 @@ def convert_depth(depth: np.ndarray, encoding: str) -> np.ndarray:
     millimetres = np.zeros(depth.shape, np.uint16)
     millimetres[valid] = np.rint(depth[valid] * 1000.0).astype(np.uint16)
     return millimetres
-
-
-class ScaledCameraInfo(NamedTuple):
-    """The CameraInfo fields that change when the image is scaled."""
-
-    width: int
-    height: int
-    k: Tuple[float, ...]
-    p: Tuple[float, ...]
-    roi: Tuple[int, int, int, int]
-
-
-def scale_matrix(scale: float) -> np.ndarray:
-    """Pixel-coordinate map from an image to the same image ``scale`` times larger.
-
-    With pixel centres at integer coordinates, LR pixel ``u`` covers ``[u - 0.5, u + 0.5]``,
-    which is HR ``[s*u, s*u + s]`` whose centre is ``s*(u + 0.5) - 0.5``. Hence
-    ``u' = s*u + (s-1)/2``: this is exact for nearest-neighbour block upsampling and for
-    align_corners=False interpolation (what DSRNet's bicubic branch and OpenCV use).
-    image_proc's resize node uses ``u' = s*u``, which is off by (s-1)/2 pixels.
-    """
-    offset = (scale - 1.0) / 2.0
-    return np.array([[scale, 0.0, offset], [0.0, scale, offset], [0.0, 0.0, 1.0]])
-
-
-def scale_camera_info(width: int, height: int, k: Sequence[float], p: Sequence[float],
-                      roi: Tuple[int, int, int, int], scale: int) -> ScaledCameraInfo:
-    """CameraInfo of an image ``scale`` times larger (pixel-centre form, see scale_matrix).
-
-    ``K' = A K`` and ``P' = A P`` with ``A = scale_matrix(scale)``: fx, fy, skew and the
-    projection's Tx, Ty scale by ``s``; ``cx' = s*(cx + 0.5) - 0.5`` (same for cy).
-    ``roi`` is ``(x_offset, y_offset, height, width)`` and scales by ``s`` (all zeros, meaning
-    the full image, stays all zeros); a ROI reaching beyond the image is clamped to it
-    (``roi_clamped``), so the scaled values always fit the message's uint32 fields instead of
-    wrapping at 2^32. D and R do not depend on the pixel grid and are unchanged.
-    """
-    if scale < 1 or int(scale) != scale:
-        raise ValueError(f'scale must be a positive integer, got {scale!r}')
-    k = np.asarray(k, dtype=np.float64).reshape(3, 3)
-    p = np.asarray(p, dtype=np.float64).reshape(3, 4)
-    a = scale_matrix(scale)
-    return ScaledCameraInfo(
-        width=int(width) * scale, height=int(height) * scale,
-        k=tuple(float(v) for v in (a @ k).ravel()),
-        p=tuple(float(v) for v in (a @ p).ravel()),
-        roi=tuple(int(v) * scale for v in clamp_roi(roi, width, height)))
-
-
-def clamp_roi(roi: Tuple[int, int, int, int], width: int, height: int
-              ) -> Tuple[int, int, int, int]:
-    """``roi`` ``(x_offset, y_offset, height, width)`` cut to a ``width`` x ``height`` image
-    (equal to ``roi`` when it lies inside; the node logs when it does not)."""
-    x_offset, y_offset = min(int(roi[0]), int(width)), min(int(roi[1]), int(height))
-    return (x_offset, y_offset, min(int(roi[2]), int(height) - y_offset),
-            min(int(roi[3]), int(width) - x_offset))
-
-
-def check_camera_info(info_width: int, info_height: int, image_width: int,
-                      image_height: int, k: Optional[Sequence[float]] = None,
-                      p: Optional[Sequence[float]] = None) -> None:
-    """Raise FrameError when a camera_info does not describe an image of this size, or when
-    its K or P hold NaN or infinity (a zero K, an uncalibrated camera, is allowed)."""
-    if (int(info_width), int(info_height)) != (int(image_width), int(image_height)):
-        raise FrameError('camera_info', f'camera_info is {info_width}x{info_height} but the '
-                                        f'image is {image_width}x{image_height}')
-    for name, matrix in (('K', k), ('P', p)):
-        if matrix is None:
-            continue
-        values = np.asarray(matrix, dtype=np.float64).ravel()
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise FrameError('camera_info', f'camera_info {name} has non-finite values '
-                                            f'({values[bad[0]]} at {name}[{bad[0]}])')

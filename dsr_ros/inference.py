@@ -27,8 +27,9 @@ from dsr_ros.depth_scaling import Affine, DepthScaling
 from dsr_ros.memory_budget import FrameTooLarge, MemoryBudget
 from dsr_ros.networks import DSRNet
 from dsr_ros.precision import PRECISIONS, autocast_dtype, choose_precision
-from dsr_ros.sampling_phase import (checkpoint_alignment, keep_samples, parse_phase,
-                                    shift_output)
+from dsr_ros.sampling_geometry import SamplingGeometry
+from dsr_ros.sampling_phase import (checkpoint_alignment, checkpoint_native_alignment,
+                                    keep_samples, move_output, parse_phase)
 from dsr_ros.self_ensemble import average_over_flips, check_passes
 
 __all__ = ['DepthSuperResolver', 'FrameTooLarge', 'InferenceStopped', 'fill_invalid',
@@ -137,6 +138,9 @@ class DepthSuperResolver:
             known, the output is moved to it (:mod:`dsr_ros.sampling_phase`).
         point_alignment: the net's own sample alignment (default: the checkpoint's
             ``sampling.point_alignment``); a known ``sampling_phase`` needs it.
+        native_alignment: where the net places a native (centred-footprint) sample, in HR
+            pixels within the block (default: the checkpoint's ``sampling.native_alignment``;
+            None = centred, no move).
         keep_samples: with a known ``sampling_phase``, write each valid LR pixel back at its
             HR position (it is the camera's own measurement there); ignored when unknown.
         ensemble_passes: 1, or 2 / 4 / 8 forward passes over flipped copies of the input,
@@ -151,7 +155,8 @@ class DepthSuperResolver:
                  stop_event: Optional[threading.Event] = None,
                  scaling_tile: int = -1, sampling_phase: Optional[Sequence[int]] = None,
                  point_alignment: Optional[Sequence[int]] = None,
-                 keep_samples: bool = True, ensemble_passes: int = 1) -> None:
+                 keep_samples: bool = True, ensemble_passes: int = 1,
+                 native_alignment: Optional[Sequence[float]] = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if input_normalization not in NORMALIZATION_MODES:
@@ -193,6 +198,9 @@ class DepthSuperResolver:
             raise ValueError('a known sampling_phase needs the net\'s point alignment, and this '
                              'checkpoint records none: measure it with tools/calibrate_phase.py '
                              'or leave sampling_phase unknown ([-1, -1])')
+        #: Where the net places a native sample (None: centred, the output is not moved).
+        self.native_alignment = (None if native_alignment is None else
+                                 (float(native_alignment[0]), float(native_alignment[1])))
         #: With a known phase, put the LR samples back at their HR positions.
         self.keep_samples = bool(keep_samples)
         #: Forward passes per frame over flipped copies of the input (1: no self-ensemble).
@@ -208,18 +216,24 @@ class DepthSuperResolver:
         """Load a checkpoint (see :mod:`dsr_ros.checkpoint`) and wrap it."""
         model, metadata = load_checkpoint(path)
         kwargs.setdefault('point_alignment', checkpoint_alignment(metadata))
+        kwargs.setdefault('native_alignment', checkpoint_native_alignment(metadata))
         resolver = cls(model, metadata.get('normalization'), **kwargs)
         resolver.metadata = metadata
         return resolver
 
     # ------------------------------------------------------------------ public API
-    def run(self, depth: np.ndarray, max_depth: Optional[float] = None) -> np.ndarray:
+    def run(self, depth: np.ndarray, max_depth: Optional[float] = None,
+            geometry: Optional[SamplingGeometry] = None) -> np.ndarray:
         """Super-resolve one frame; returns ``(H*s, W*s)`` in the input's dtype and unit.
 
         ``max_depth`` (in the input's unit) marks farther pixels invalid, like a sensor's range.
         An invalid input pixel makes its ``s x s`` output block invalid and a valid one never
         gives an invalid or non-positive output: validity passes through unchanged.
+        ``geometry``: where each LR sample sits (:mod:`dsr_ros.sampling_geometry`); the output
+        is moved so the sample lands at ``s * u + geometry.position(s)``. None: decimated at
+        ``sampling_phase`` when that is known, else the output as the net places it.
         """
+        geometry = self._geometry(geometry)
         depth = np.asarray(depth)
         if depth.ndim != 2 or depth.shape[0] < 1 or depth.shape[1] < 1:
             raise ValueError(f'expected a non-empty 2-D depth image, got shape {depth.shape}')
@@ -238,17 +252,45 @@ class DepthSuperResolver:
             metres /= np.float32(1000.0)
         scaling = self.input_scaling()
         tile = self.fit_tile()
+        alignment = self.point_alignment if geometry is not None and geometry.decimated else None
         if tile and (height > tile or width > tile):
-            result = self._run_locally_scaled(metres, valid, scaling, tile)
+            result = self._run_locally_scaled(metres, valid, scaling, tile, alignment)
         else:
             net_in, affine = prepare_net_input(metres, valid, scaling, self.in_channels)
-            result = affine.inverse(self._super_resolve(net_in))
-        if self.sampling_phase is not None:
-            (row, col), (row_a, col_a) = self.sampling_phase, self.point_alignment
-            result = shift_output(result, row - row_a, col - col_a)
-            if self.keep_samples:
-                result = keep_samples(result, metres, valid, self.sampling_phase)
+            result = affine.inverse(self._super_resolve(net_in, alignment))
+        if geometry is not None:
+            result = move_output(result, *self.output_move(geometry))
+            if geometry.decimated and self.keep_samples:
+                result = keep_samples(result, metres, valid, geometry.phase)
         return self._encode(result, valid, depth.dtype)
+
+    def geometry_problem(self, geometry: SamplingGeometry) -> str:
+        """Why this net cannot serve ``geometry`` (its output would be misplaced), or ''."""
+        if geometry.decimated and self.point_alignment is None:
+            return ('the checkpoint records no point alignment (sampling.point_alignment); '
+                    'measure it with tools/calibrate_phase.py --write')
+        if geometry.decimated and not all(0 <= v < self.scale for v in geometry.phase):
+            return f'phase {geometry.phase} lies outside the {self.scale}x{self.scale} block'
+        return ''
+
+    def output_move(self, geometry: SamplingGeometry) -> Tuple[float, float]:
+        """HR pixels ``(rows, cols)`` the net's output is moved by for ``geometry``: from
+        where the net places a sample of that kind to where the geometry says it is."""
+        problem = self.geometry_problem(geometry)
+        if problem:
+            raise ValueError(problem)
+        target = geometry.position(self.scale)
+        if geometry.decimated:
+            placed = self.point_alignment
+        else:
+            placed = self.native_alignment if self.native_alignment is not None else target
+        return target[0] - placed[0], target[1] - placed[1]
+
+    def _geometry(self, geometry: Optional[SamplingGeometry]) -> Optional[SamplingGeometry]:
+        """``geometry``, or the one ``sampling_phase`` implies, or None (no move)."""
+        if geometry is not None or self.sampling_phase is None:
+            return geometry
+        return SamplingGeometry('decimated', self.sampling_phase, 'sampling_phase')
 
     def run_normalized(self, depth_lr: np.ndarray,
                        valid: Optional[np.ndarray] = None) -> np.ndarray:
@@ -295,35 +337,39 @@ class DepthSuperResolver:
         if problem:
             raise FrameTooLarge(problem)
 
-    def _super_resolve(self, image: np.ndarray) -> np.ndarray:
-        """``(C, h, w)`` net input -> ``(h*s, w*s)`` net output."""
+    def _super_resolve(self, image: np.ndarray,
+                       alignment: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        """``(C, h, w)`` net input -> ``(h*s, w*s)`` net output (``alignment``: see
+        :meth:`_forward_batch`)."""
         height, width = image.shape[-2:]
         tile = self.memory.tile_shape(
             height, width, scale=self.scale, channels=self.model.num_channels,
             blocks=self.model.num_blocks, precision=self.precision, overlap=self.tile_overlap,
             requested=self.tile_size, cpu=self.device.type == 'cpu')
         if tile != (0, 0) and (height > tile[0] or width > tile[1]):
-            return self._run_tiled(image, tile)
-        return self._forward_padded(image)
+            return self._run_tiled(image, tile, alignment)
+        return self._forward_padded(image, alignment)
 
-    def _forward_padded(self, image: np.ndarray) -> np.ndarray:
+    def _forward_padded(self, image: np.ndarray,
+                        alignment: Optional[Tuple[int, int]] = None) -> np.ndarray:
         """One ``(C, h, w)`` net input -> ``(h*s, w*s)``: a batch of one."""
-        return self._forward_batch(image[None])[0]
+        return self._forward_batch(image[None], alignment)[0]
 
-    def _forward_batch(self, batch: np.ndarray) -> np.ndarray:
+    def _forward_batch(self, batch: np.ndarray,
+                       alignment: Optional[Tuple[int, int]] = None) -> np.ndarray:
         """``(N, C, h, w)`` net inputs -> ``(N, h*s, w*s)``, averaged over ``ensemble_passes``
-        flipped copies; with a known sampling phase each copy is put back at the net's point
-        alignment first (:mod:`dsr_ros.self_ensemble`)."""
-        alignment = self.point_alignment if self.sampling_phase is not None else None
+        flipped copies; for point-sampled input at a known phase (``alignment``: the net's point
+        alignment) each copy is put back there first (:mod:`dsr_ros.self_ensemble`)."""
         return average_over_flips(self._forward_once, batch, self.ensemble_passes, self.scale,
                                   alignment)
 
-    def _forward_batch_on_device(self, batch: np.ndarray) -> torch.Tensor:
+    def _forward_batch_on_device(self, batch: np.ndarray,
+                                 alignment: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """:meth:`_forward_batch` as a float32 tensor left on the device (the tiles' blend runs
         there); one pass stays on the device, a self-ensemble is averaged on the host."""
         if self.ensemble_passes == 1:
             return self._forward_once(batch, on_device=True)
-        return torch.from_numpy(self._forward_batch(batch)).to(self.device)
+        return torch.from_numpy(self._forward_batch(batch, alignment)).to(self.device)
 
     def _forward_once(self, batch: np.ndarray, on_device: bool = False
                       ) -> Union[np.ndarray, torch.Tensor]:
@@ -352,7 +398,8 @@ class DepthSuperResolver:
                 out = self.model(tensor)
         return out.float()[:, 0]
 
-    def _run_tiled(self, image: np.ndarray, tile: Tuple[int, int]) -> np.ndarray:
+    def _run_tiled(self, image: np.ndarray, tile: Tuple[int, int],
+                   alignment: Optional[Tuple[int, int]] = None) -> np.ndarray:
         """Process overlapping LR tiles, blending their HR outputs with linear ramp weights."""
         height, width = image.shape[-2:]
         scale, overlap = self.scale, self.tile_overlap
@@ -364,7 +411,7 @@ class DepthSuperResolver:
                 if self.stop_event is not None and self.stop_event.is_set():
                     raise InferenceStopped('stopped between tiles')
                 bottom, right = min(top + tile_h, height), min(left + tile_w, width)
-                out = self._forward_padded(image[:, top:bottom, left:right])
+                out = self._forward_padded(image[:, top:bottom, left:right], alignment)
                 ramp = _ramp_weights(out.shape, overlap * scale,
                                      (top > 0, bottom < height, left > 0, right < width))
                 rows = slice(top * scale, bottom * scale)
@@ -377,7 +424,8 @@ class DepthSuperResolver:
 
     @torch.inference_mode()
     def _run_locally_scaled(self, metres: np.ndarray, valid: np.ndarray,
-                            scaling: DepthScaling, tile: int) -> np.ndarray:
+                            scaling: DepthScaling, tile: int,
+                            alignment: Optional[Tuple[int, int]] = None) -> np.ndarray:
         """Super-resolve with the range fitted per ``tile`` x ``tile`` LR tile, blended in metres.
 
         Why: the sensor models learn on 96-px HR patches, whose depth range is a patch's, not a
@@ -412,7 +460,7 @@ class DepthSuperResolver:
             inputs = [make_net_input(affine.forward(filled[rows, left:left + tile_w]),
                                      valid[rows, left:left + tile_w], self.in_channels)
                       for affine, left in zip(affines, lefts)]
-            outputs = self._forward_batch_on_device(np.stack(inputs))
+            outputs = self._forward_batch_on_device(np.stack(inputs), alignment)
             for left, affine, out in zip(lefts, affines, outputs):
                 inner = (top > 0, top + tile_h < height, left > 0, left + tile_w < width)
                 if inner not in ramps:

@@ -12,8 +12,8 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, RegionOfInterest
 from std_msgs.msg import Header
 
-from dsr_ros.depth_io import (DEFAULT_MAX_PIXELS, decode_depth, encode_depth,
-                              scale_camera_info)
+from dsr_ros.camera_info import CameraGeometry
+from dsr_ros.depth_io import DEFAULT_MAX_PIXELS, decode_depth, encode_depth
 from dsr_ros.pointcloud import cloud_layout
 
 try:  # The reference implementation, when the ROS distribution provides it.
@@ -21,7 +21,8 @@ try:  # The reference implementation, when the ROS distribution provides it.
 except ImportError:  # Not installable from PyPI: use the numpy path with the same layout.
     create_cloud_xyz32 = None
 
-__all__ = ['depth_from_msg', 'depth_to_msg', 'points_to_msg', 'scaled_camera_info_msg']
+__all__ = ['camera_geometry_from_msg', 'camera_info_msg', 'depth_from_msg', 'depth_to_msg',
+           'points_to_msg']
 
 
 def depth_from_msg(msg: Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -47,23 +48,31 @@ def depth_to_msg(depth: np.ndarray, header: Header, encoding: Optional[str] = No
     return msg
 
 
-def scaled_camera_info_msg(info: CameraInfo, scale: int, header: Header) -> CameraInfo:
-    """A copy of ``info`` for the image ``scale`` times larger, stamped with ``header``."""
+def camera_geometry_from_msg(info: CameraInfo) -> CameraGeometry:
+    """The fields of ``info`` that relate its image to rays (REP 104)."""
     roi = info.roi
-    scaled = scale_camera_info(info.width, info.height, info.k, info.p,
-                               (roi.x_offset, roi.y_offset, roi.height, roi.width), scale)
+    return CameraGeometry(int(info.width), int(info.height), tuple(float(v) for v in info.k),
+                          tuple(float(v) for v in info.p), int(info.binning_x),
+                          int(info.binning_y),
+                          (int(roi.x_offset), int(roi.y_offset), int(roi.height), int(roi.width)))
+
+
+def camera_info_msg(geometry: CameraGeometry, template: CameraInfo, header: Header
+                    ) -> CameraInfo:
+    """A CameraInfo with ``geometry`` and the rest (distortion, R, do_rectify) of
+    ``template``, stamped with ``header``."""
     out = CameraInfo()
     out.header = header
-    out.width, out.height = scaled.width, scaled.height
-    out.distortion_model = info.distortion_model
-    out.d = list(info.d)
-    out.r = np.asarray(info.r, dtype=np.float64)
-    out.k = np.asarray(scaled.k, dtype=np.float64)
-    out.p = np.asarray(scaled.p, dtype=np.float64)
-    out.binning_x, out.binning_y = info.binning_x, info.binning_y
-    x_offset, y_offset, height, width = scaled.roi
+    out.width, out.height = geometry.width, geometry.height
+    out.distortion_model = template.distortion_model
+    out.d = list(template.d)
+    out.r = np.asarray(template.r, dtype=np.float64)
+    out.k = np.asarray(geometry.k, dtype=np.float64)
+    out.p = np.asarray(geometry.p, dtype=np.float64)
+    out.binning_x, out.binning_y = geometry.binning_x, geometry.binning_y
+    x_offset, y_offset, height, width = geometry.roi
     out.roi = RegionOfInterest(x_offset=x_offset, y_offset=y_offset, height=height,
-                               width=width, do_rectify=roi.do_rectify)
+                               width=width, do_rectify=template.roi.do_rectify)
     return out
 
 

@@ -4,7 +4,7 @@ Topics (relative, so namespaces and remaps place the node):
 
 * in  ``depth/image_raw`` (sensor_msgs/Image, 16UC1 / mono16 mm or 32FC1 m),
   ``depth/camera_info`` (sensor_msgs/CameraInfo)
-* out ``depth_sr/image_raw``, ``depth_sr/camera_info`` (scaled, see depth_io.scale_matrix),
+* out ``depth_sr/image_raw``, ``depth_sr/camera_info`` (REP 104, see dsr_ros.camera_info),
   ``depth_sr/points`` (PointCloud2, with ``publish_points``), ``/diagnostics``. camera_info and
   points follow the output image: a remapped image gets them beside it (image_transport and
   depth_image_proc expect the pair in one namespace) unless they are remapped themselves.
@@ -50,16 +50,18 @@ from std_msgs.msg import Header
 
 from dsr_ros.checkpoint import CheckpointError
 from dsr_ros.cpu_tuning import malloc_tuning_wanted, tune_malloc
-from dsr_ros.depth_io import (OUTPUT_ENCODINGS, FrameError, check_camera_info, clamp_roi,
-                              convert_depth)
+from dsr_ros.camera_info import check_camera_info, effective_intrinsics, output_camera_info
+from dsr_ros.depth_io import OUTPUT_ENCODINGS, FrameError, convert_depth
 from dsr_ros.inference import (NORMALIZATION_MODES, DepthSuperResolver, FrameTooLarge,
                                InferenceStopped, resolve_device)
-from dsr_ros.messages import (depth_from_msg, depth_to_msg, points_to_msg,
-                              scaled_camera_info_msg)
+from dsr_ros.messages import (camera_geometry_from_msg, camera_info_msg, depth_from_msg,
+                              depth_to_msg, points_to_msg)
 from dsr_ros.model_selection import choose_model
 from dsr_ros.pipeline import FlowStats, LatestFrameSlot, StampPairer
 from dsr_ros.pointcloud import depth_to_points
 from dsr_ros.precision import PRECISIONS, PrecisionError, check_precision
+from dsr_ros.sampling_geometry import SAMPLING_MODES, SamplingGeometry, geometry_for
+from dsr_ros.sampling_phase import parse_phase
 from dsr_ros.self_ensemble import ENSEMBLE_PASSES, check_passes
 from dsr_ros.weights import DEFAULT_SCALE, MODEL_SIZES, shipped_models, shipped_weights
 
@@ -84,6 +86,9 @@ IDLE_RELEASE_S = 2.0
 LOG_THROTTLE_S = 5.0
 #: Unmatched images / camera_infos kept while waiting for a partner with the same stamp.
 PAIRING_CAPACITY = 10
+#: Seconds the first images wait for their camera_info (when a camera_info publisher exists and
+#: none has arrived yet), so the first output frame has its camera_info too.
+FIRST_INFO_WAIT_S = 1.0
 
 
 class StartupError(RuntimeError):
@@ -102,6 +107,8 @@ class RuntimeSettings:
     tile_overlap: int
     scaling_tile: int
     max_memory_mb: int
+    sampling: str
+    sampling_phase: tuple
 
 
 @dataclass
@@ -214,13 +221,17 @@ PARAMETERS: Dict[str, tuple] = {
         'seams): -1 = the checkpoint\'s choice (32 for the shipped sensor models, as they were '
         'trained on patches), 0 = the whole frame (about 1.35x less work); must exceed twice '
         'tile_overlap.', int_range=(-1, 8192))),
+    'sampling': ('auto', _descriptor(
+        'Where each low-resolution sample sits. auto: from the camera_info (binning > 1: '
+        'decimated, the top-left pixel of each block as image_proc keeps it; binning 0/1: a '
+        'native camera whose footprint is centred on its pixel; no camera_info yet: native); '
+        'native or decimated force one. The output is moved to the samples\' true positions '
+        'and its camera_info says so. Logged at start and whenever it changes.',
+        constraints=' | '.join(SAMPLING_MODES))),
     'sampling_phase': ([-1, -1], _descriptor(
-        'Where each low-resolution pixel was sampled when the camera or driver decimates by '
-        'keeping one pixel per block: [row, col] within the block ([0, 0] for image_proc '
-        'crop_decimate), or [-1, -1] when not known. When known, the output is moved to the '
-        'true sample positions (the checkpoint\'s measured point alignment; about 0.64x '
-        'nearest\'s error instead of 0.98x on point-sampled validation frames at x4).',
-        read_only=True)),
+        'Override: the input is decimated, each low-resolution pixel sampled at [row, col] '
+        'within its block (e.g. [0, 0] for image_proc crop_decimate); [-1, -1] = not set '
+        '(sampling decides).')),
     'keep_samples': (True, _descriptor(
         'With a known sampling_phase, write each valid low-resolution pixel back at the '
         'high-resolution pixel it was sampled from: it is the camera\'s own measurement there '
@@ -270,6 +281,9 @@ class DepthSuperResolutionNode(Node):
             raise
         self._scale = self._resolver.scale
         self._require_info = self._param('require_camera_info')
+        self._geometry_key: Optional[tuple] = None
+        self._first_image_at: Optional[float] = None
+        self._info_wait_over = False
         self._stats = FlowStats()
         self._slot: LatestFrameSlot = LatestFrameSlot()
         self._pairer = StampPairer(PAIRING_CAPACITY)
@@ -277,6 +291,7 @@ class DepthSuperResolutionNode(Node):
         self._last_counters: Dict[str, int] = {}
         self._create_topics()
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._note_geometry(self._frame_geometry(self._settings, None))
         self._worker = threading.Thread(target=self._work, name='dsr_inference', daemon=True)
         self._worker.start()
         self.get_logger().info(
@@ -302,8 +317,9 @@ class DepthSuperResolutionNode(Node):
         return self.get_parameter(name).value
 
     def _read_settings(self) -> RuntimeSettings:
-        return RuntimeSettings(**{name: self._param(name)
-                                  for name in RuntimeSettings.__dataclass_fields__})
+        values = {name: self._param(name) for name in RuntimeSettings.__dataclass_fields__}
+        values['sampling_phase'] = tuple(int(v) for v in values['sampling_phase'])
+        return RuntimeSettings(**values)
 
     @staticmethod
     def _settings_problem(settings: RuntimeSettings) -> str:
@@ -320,6 +336,11 @@ class DepthSuperResolutionNode(Node):
         if settings.scaling_tile > 0 and settings.scaling_tile <= 2 * settings.tile_overlap:
             return (f'scaling_tile {settings.scaling_tile} must be -1, 0 or more than twice '
                     f'tile_overlap {settings.tile_overlap}')
+        if settings.sampling not in SAMPLING_MODES:
+            return f'sampling must be one of {SAMPLING_MODES}, got {settings.sampling!r}'
+        if len(settings.sampling_phase) != 2:
+            return (f'sampling_phase must be [row, col] or [-1, -1], got '
+                    f'{list(settings.sampling_phase)}')
         return ''
 
     def _load_model(self) -> DepthSuperResolver:
@@ -358,7 +379,6 @@ class DepthSuperResolutionNode(Node):
                     input_normalization=settings.normalization,
                     tile_size=settings.tile_size, tile_overlap=settings.tile_overlap,
                     scaling_tile=settings.scaling_tile, channels_last=self._param('channels_last'),
-                    sampling_phase=list(self._param('sampling_phase')),
                     keep_samples=self._param('keep_samples'), ensemble_passes=ensemble_passes,
                     max_memory_mb=settings.max_memory_mb, stop_event=self._stop)
                 if not resolver.input_scaling().accepts('m'):
@@ -378,7 +398,21 @@ class DepthSuperResolutionNode(Node):
 
         path, resolver = self._select_model(build)
         self._weights = str(path)
+        problem = self._phase_problem(self._settings, resolver)
+        if problem:
+            raise StartupError(f'cannot use checkpoint {str(path)!r}: {problem}')
         return resolver
+
+    @staticmethod
+    def _phase_problem(settings: RuntimeSettings, resolver: DepthSuperResolver) -> str:
+        """Why a set ``sampling_phase`` cannot be served by this model, or ''."""
+        try:
+            phase = parse_phase(settings.sampling_phase, resolver.scale)
+        except ValueError as error:
+            return str(error)
+        if phase is None:
+            return ''
+        return resolver.geometry_problem(SamplingGeometry('decimated', phase))
 
     def _select_model(self, build) -> tuple:
         """``weights_path`` if set, else the shipped model named by ``model`` and ``scale``.
@@ -510,7 +544,7 @@ class DepthSuperResolutionNode(Node):
             return
         frame = _Frame(depth, msg.header, msg.encoding, received)
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        if self._require_info:
+        if self._require_info or self._awaiting_first_info(received):
             pair = self._pairer.add_image(stamp, frame)
             if pair is not None:
                 self._submit(*pair)
@@ -518,16 +552,30 @@ class DepthSuperResolutionNode(Node):
         else:
             self._submit(frame, self._pairer.info_for(stamp))
 
+    def _awaiting_first_info(self, now: float) -> bool:
+        """True while no camera_info has arrived, a publisher of one exists and the first
+        image came less than FIRST_INFO_WAIT_S ago: the image waits for its camera_info (so
+        the first output has one too) instead of going out without."""
+        if self._info_wait_over or self._pairer.latest_info is not None:
+            return False
+        if self._first_image_at is None:
+            self._first_image_at = now
+        topic = self._inputs['depth/camera_info'].topic_name
+        if now - self._first_image_at < FIRST_INFO_WAIT_S and self.count_publishers(topic):
+            return True
+        self._info_wait_over = True
+        return False
+
     def _on_info(self, msg: CameraInfo) -> None:
         pair = self._pairer.add_info((msg.header.stamp.sec, msg.header.stamp.nanosec), msg)
-        if pair is not None and self._require_info:
+        if pair is not None:  # an image waited for it (require_camera_info, or the first one)
             self._submit(*pair)
 
     def _submit(self, frame: _Frame, info: Optional[CameraInfo]) -> None:
         if info is not None:
             try:
-                check_camera_info(info.width, info.height, frame.depth.shape[1],
-                                  frame.depth.shape[0], k=info.k, p=info.p)
+                check_camera_info(camera_geometry_from_msg(info), frame.depth.shape[1],
+                                  frame.depth.shape[0])
             except FrameError as error:
                 if self._require_info:
                     self._reject(error)
@@ -575,12 +623,37 @@ class DepthSuperResolutionNode(Node):
                    if p.name in RuntimeSettings.__dataclass_fields__}
         if not changes:
             return SetParametersResult(successful=True)
+        if 'sampling_phase' in changes:
+            changes['sampling_phase'] = tuple(int(v) for v in changes['sampling_phase'])
         settings = replace(self._settings, **changes)
-        problem = self._settings_problem(settings)
+        problem = (self._settings_problem(settings)
+                   or self._phase_problem(settings, self._resolver))
         if problem:
             return SetParametersResult(successful=False, reason=problem)
         self._settings = settings
         return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ sampling geometry
+    def _frame_geometry(self, settings: RuntimeSettings,
+                        info: Optional[CameraInfo]) -> SamplingGeometry:
+        """The geometry of a frame: the parameters, then the frame's camera_info."""
+        phase = parse_phase(settings.sampling_phase, self._scale)
+        binning = None if info is None else (info.binning_x, info.binning_y)
+        return geometry_for(settings.sampling, phase, binning)
+
+    def _note_geometry(self, geometry: SamplingGeometry) -> str:
+        """Log the geometry when it changes (and at start); return why the model cannot
+        serve it, or ''."""
+        problem = self._resolver.geometry_problem(geometry)
+        self._geometry = geometry  # its source, for /diagnostics, even when the kind is the same
+        if geometry.key() != self._geometry_key:
+            self._geometry_key = geometry.key()
+            self.get_logger().info(f'sampling geometry: {geometry.describe()}')
+            if problem:
+                self.get_logger().warning(
+                    f'{Path(self._weights).name} cannot serve {geometry.kind} input: {problem}; '
+                    'its output is published where the net places it')
+        return problem
 
     # ------------------------------------------------------------------ inference thread
     def _work(self) -> None:
@@ -609,6 +682,8 @@ class DepthSuperResolutionNode(Node):
 
     def _process(self, frame: _Frame, info: Optional[CameraInfo]) -> None:
         settings, resolver = self._settings, self._resolver
+        geometry = self._frame_geometry(settings, info)
+        served = not self._note_geometry(geometry)
         unit = 1000.0 if frame.depth.dtype == np.uint16 else 1.0
         resolver.input_normalization = settings.normalization
         resolver.max_value = settings.normalization_range
@@ -616,30 +691,30 @@ class DepthSuperResolutionNode(Node):
         resolver.scaling_tile = settings.scaling_tile
         resolver.memory.max_memory_mb = float(settings.max_memory_mb)
         max_depth = settings.max_depth * unit if settings.max_depth > 0 else None
-        depth = resolver.run(frame.depth, max_depth=max_depth)
+        depth = resolver.run(frame.depth, max_depth=max_depth,
+                             geometry=geometry if served else None)
         name = settings.output_encoding or frame.encoding
         depth = convert_depth(depth, '32FC1' if name == '32FC1' else '16UC1')
         self._image_pub.publish(depth_to_msg(depth, frame.header, name))
         if info is not None:
-            scaled = scaled_camera_info_msg(info, self._scale, frame.header)
-            roi = (info.roi.x_offset, info.roi.y_offset, info.roi.height, info.roi.width)
-            if clamp_roi(roi, info.width, info.height) != roi:
-                self._log_throttled('roi', 'camera_info ROI reaches beyond the image; '
-                                           'clamped to the scaled image')
-            self._info_pub.publish(scaled)
+            out = output_camera_info(camera_geometry_from_msg(info), self._scale,
+                                     frame.depth.shape[1], frame.depth.shape[0],
+                                     geometry.position(self._scale))
+            self._info_pub.publish(camera_info_msg(out, info, frame.header))
             if self._points_pub is not None:
-                self._publish_points(depth, scaled, frame.header)
+                self._publish_points(depth, effective_intrinsics(out)[0], frame.header)
         stamp = Time.from_msg(frame.header.stamp, clock_type=self.get_clock().clock_type)
         from_stamp = (self.get_clock().now() - stamp).nanoseconds * 1e-9
         self._stats.output(time.monotonic() - frame.received,
                            stamp_latency_s=from_stamp if frame.header.stamp.sec else None)
 
-    def _publish_points(self, depth: np.ndarray, info: CameraInfo, header: Header) -> None:
-        if not (info.k[0] > 0 and info.k[4] > 0):
+    def _publish_points(self, depth: np.ndarray, k: np.ndarray, header: Header) -> None:
+        """Points from the output depth and the output image's own K (binning, roi applied)."""
+        if not (k[0, 0] > 0 and k[1, 1] > 0):
             self._log_throttled('uncalibrated', 'camera_info has no focal length (K is zero: '
                                                 'uncalibrated camera); no point cloud')
             return
-        self._points_pub.publish(points_to_msg(depth_to_points(depth, info.k), header))
+        self._points_pub.publish(points_to_msg(depth_to_points(depth, k.ravel()), header))
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
@@ -680,6 +755,8 @@ class DepthSuperResolutionNode(Node):
             'unpaired_images': self._pairer.evicted_images,
             'last_error': snap['last_error'],
             'scale': self._scale,
+            'sampling': self._geometry.describe(),
+            'sampling_served': str(not self._resolver.geometry_problem(self._geometry)),
             'precision': self._resolver.precision,
             'weights': self._weights,
         }

@@ -24,8 +24,8 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ['UNKNOWN_PHASE', 'checkpoint_alignment', 'keep_samples', 'parse_phase',
-           'shift_output']
+__all__ = ['UNKNOWN_PHASE', 'checkpoint_alignment', 'checkpoint_native_alignment', 'keep_samples',
+           'move_output', 'parse_phase', 'shift_output']
 
 #: The node parameter's value for "phase not known" (no shift).
 UNKNOWN_PHASE = (-1, -1)
@@ -51,6 +51,43 @@ def checkpoint_alignment(metadata: Mapping[str, Any]) -> Optional[Phase]:
     """The point alignment a checkpoint records (``sampling.point_alignment``), if any."""
     value = (metadata.get('sampling') or {}).get('point_alignment')
     return None if value is None else (int(value[0]), int(value[1]))
+
+
+def checkpoint_native_alignment(metadata: Mapping[str, Any]) -> Optional[Tuple[float, float]]:
+    """Where a checkpoint's net places a native (centred-footprint) sample, if measured
+    (``sampling.native_alignment``, HR pixels within the ``s x s`` block; ``(s - 1) / 2`` is
+    centred). ``None``: not measured, taken as centred (no move)."""
+    value = (metadata.get('sampling') or {}).get('native_alignment')
+    return None if value is None else (float(value[0]), float(value[1]))
+
+
+def move_output(hr: np.ndarray, rows: float, cols: float) -> np.ndarray:
+    """``hr`` moved down by ``rows`` and right by ``cols`` HR pixels, sub-pixel allowed.
+
+    ``out[y, x] = hr(y - rows, x - cols)``, read by separable linear interpolation with the
+    coordinates clamped to the image (the border repeats). Whole-pixel moves are exact index
+    shifts (:func:`shift_output`). Why sub-pixel: a native camera's sample sits at the centre
+    of its ``s x s`` block, ``(s - 1) / 2``, which at even scales is between two HR pixels,
+    while a net trained on point samples places it on a whole pixel.
+    """
+    rows, cols = float(rows), float(cols)
+    if rows.is_integer() and cols.is_integer():
+        return shift_output(hr, int(rows), int(cols))
+    out = hr
+    for axis, amount in ((-2, rows), (-1, cols)):
+        if amount == 0:
+            continue
+        length = out.shape[axis]
+        source = np.clip(np.arange(length, dtype=np.float64) - amount, 0, length - 1)
+        low = np.floor(source).astype(np.intp)
+        high = np.minimum(low + 1, length - 1)
+        frac = (source - low).astype(np.float32)
+        shape = [1] * out.ndim
+        shape[axis] = length
+        frac = frac.reshape(shape)
+        out = (np.take(out, low, axis=axis) * (1 - frac)
+               + np.take(out, high, axis=axis) * frac).astype(hr.dtype, copy=False)
+    return out
 
 
 def shift_output(hr: np.ndarray, rows: int, cols: int) -> np.ndarray:

@@ -74,7 +74,8 @@ class DepthScene:
         self.k_hr = np.array([[0.8 * width, 0.0, (width - 1) / 2.0],
                               [0.0, 0.8 * width, (height - 1) / 2.0],
                               [0.0, 0.0, 1.0]])
-        # The LR camera whose scale_camera_info(.., scale) is exactly k_hr (pixel-centre form).
+        # The LR camera whose native x``scale`` output camera_info (camera_info.output_camera_info,
+        # pixel-centre form) is exactly k_hr.
         s = cfg.scale
         self.k_lr = np.array([[self.k_hr[0, 0] / s, 0.0, (self.k_hr[0, 2] + 0.5) / s - 0.5],
                               [0.0, self.k_hr[1, 1] / s, (self.k_hr[1, 2] + 0.5) / s - 0.5],

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dsr_ros.depth_io import (FrameError, check_camera_info, convert_depth, decode_depth,
-                              encode_depth, scale_camera_info, scale_matrix)
+from dsr_ros.camera_info import check_camera_info, geometry_of, output_camera_info
+from dsr_ros.depth_io import FrameError, convert_depth, decode_depth, encode_depth
 from dsr_ros.pointcloud import cloud_layout, depth_to_points
 
 
@@ -107,17 +107,16 @@ def test_convert_m_to_mm_marks_unrepresentable_depth_invalid():
         convert_depth(metres, 'mono8')
 
 
-def test_scale_camera_info_pixel_centre_form():
+def test_native_output_camera_info_is_the_pixel_centre_form():
     k = [500.0, 0.5, 319.5, 0.0, 510.0, 239.5, 0.0, 0.0, 1.0]
     p = [500.0, 0.5, 319.5, -25.0, 0.0, 510.0, 239.5, 3.0, 0.0, 0.0, 1.0, 0.0]
-    out = scale_camera_info(640, 480, k, p, (10, 20, 100, 200), 4)
+    out = output_camera_info(geometry_of(640, 480, k, p), 4, 640, 480, (1.5, 1.5))
     assert (out.width, out.height) == (2560, 1920)
     assert out.k == pytest.approx([2000, 2, 4 * 320 - 0.5, 0, 2040, 4 * 240 - 0.5, 0, 0, 1])
     assert out.p == pytest.approx([2000, 2, 1279.5, -100, 0, 2040, 959.5, 12, 0, 0, 1, 0])
-    assert out.roi == (40, 80, 400, 800)
-    assert scale_camera_info(640, 480, k, p, (0, 0, 0, 0), 2).roi == (0, 0, 0, 0)
+    assert out.roi == (0, 0, 0, 0) and (out.binning_x, out.binning_y) == (0, 0)
     with pytest.raises(ValueError):
-        scale_camera_info(640, 480, k, p, (0, 0, 0, 0), 0)
+        output_camera_info(geometry_of(640, 480, k, p), 0, 640, 480, (0, 0))
 
 
 def test_scaled_intrinsics_project_to_the_centre_of_the_hr_block():
@@ -125,23 +124,22 @@ def test_scaled_intrinsics_project_to_the_centre_of_the_hr_block():
     HR block, i.e. at s*(u+0.5)-0.5: the convention of nearest/align_corners=False upsampling."""
     scale = 4
     k = np.array([[40.0, 0, 11.7], [0, 42.0, 7.2], [0, 0, 1]])
-    scaled = np.array(scale_camera_info(24, 16, k.ravel(), np.zeros(12), (0, 0, 0, 0),
-                                        scale).k).reshape(3, 3)
+    centre = (scale - 1) / 2
+    scaled = np.array(output_camera_info(geometry_of(24, 16, k.ravel()), scale, 24, 16,
+                                         (centre, centre)).k).reshape(3, 3)
     point = np.array([0.13, -0.07, 1.9])
     lr = k @ point
     hr = scaled @ point
     u, v = lr[:2] / lr[2]
     np.testing.assert_allclose(hr[:2] / hr[2], [scale * (u + 0.5) - 0.5,
                                                 scale * (v + 0.5) - 0.5])
-    lr_pixel = np.array([5.0, 3.0, 1.0])
-    block_centre = scale_matrix(scale) @ lr_pixel
-    np.testing.assert_allclose(block_centre[:2], [5 * 4 + 1.5, 3 * 4 + 1.5])
 
 
 def test_check_camera_info():
-    check_camera_info(640, 480, 640, 480)
+    k = [1.0] * 9
+    check_camera_info(geometry_of(640, 480, k), 640, 480)
     with pytest.raises(FrameError) as caught:
-        check_camera_info(640, 480, 320, 240)
+        check_camera_info(geometry_of(640, 480, k), 320, 240)
     assert caught.value.kind == 'camera_info'
     assert '640x480' in str(caught.value) and '320x240' in str(caught.value)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dsr_ros.depth_io import FrameError, check_camera_info, clamp_roi, scale_camera_info
+from dsr_ros.camera_info import check_camera_info, geometry_of
+from dsr_ros.depth_io import FrameError
 from dsr_ros.pointcloud import cloud_layout
 
 K = [20.0, 0.0, 11.5, 0.0, 21.0, 7.5, 0.0, 0.0, 1.0]
@@ -19,19 +20,17 @@ def test_non_finite_intrinsics_are_refused_with_that_reason(matrix, index, value
     (k if matrix == 'K' else p)[index] = value
     with pytest.raises(FrameError, match=rf'camera_info {matrix} has non-finite values '
                                          rf'\({value} at {matrix}\[{index}\]\)') as caught:
-        check_camera_info(24, 16, 24, 16, k=k, p=p)
+        check_camera_info(geometry_of(24, 16, k, p), 24, 16)
     assert caught.value.kind == 'camera_info'
-    check_camera_info(24, 16, 24, 16, k=[0.0] * 9, p=[0.0] * 12)  # uncalibrated: allowed
+    check_camera_info(geometry_of(24, 16, [0.0] * 9, [0.0] * 12), 24, 16)  # uncalibrated: ok
 
 
-def test_roi_is_clamped_to_the_image_before_scaling():
-    assert clamp_roi((2, 1, 10, 20), 24, 16) == (2, 1, 10, 20)
-    assert clamp_roi((2 ** 32 - 1, 3, 2 ** 31, 5), 24, 16) == (24, 3, 13, 0)
-    scaled = scale_camera_info(24, 16, K, P, (2 ** 32 - 1, 2 ** 32 - 1, 2 ** 32 - 1,
-                                              2 ** 32 - 1), 16)
-    assert scaled.roi == (24 * 16, 16 * 16, 0, 0)
-    assert all(0 <= value < 2 ** 32 for value in scaled.roi)
-    assert scale_camera_info(24, 16, K, P, (0, 0, 0, 0), 4).roi == (0, 0, 0, 0)
+def test_a_roi_beyond_the_calibration_is_refused_with_the_reason():
+    """A hostile roi (uint32 near 2^32) cannot describe any image: refused, never scaled."""
+    for roi in ((2 ** 32 - 1, 3, 2 ** 31, 5), (20, 0, 16, 8)):
+        with pytest.raises(FrameError, match='does not lie inside its 24x16 calibration'):
+            check_camera_info(geometry_of(24, 16, K, P, roi=roi), 8, 16)
+    check_camera_info(geometry_of(24, 16, K, P, roi=(16, 0, 16, 8)), 8, 16)
 
 
 def test_cloud_is_dense_only_when_every_point_is_finite():

@@ -145,7 +145,6 @@ def _invalid(depth: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize('encoding', ['16UC1', '32FC1', 'mono16'])
 def test_sr_image_and_camera_info(sr_node, encoding):
     depth, image, info = _frame(encoding)
-    info.roi.x_offset, info.roi.y_offset, info.roi.height, info.roi.width = 2, 1, 10, 20
     info.roi.do_rectify = True
     out = sr_node.send(image, info, expect=('images', 'infos'))
     sr_msg, sr_info = out['images'], out['infos']
@@ -171,7 +170,35 @@ def test_sr_image_and_camera_info(sr_node, encoding):
     assert sr_info.distortion_model == 'plumb_bob'
     roi = sr_info.roi
     assert (roi.x_offset, roi.y_offset, roi.height, roi.width, roi.do_rectify) == (
-        8, 4, 40, 80, True)
+        0, 0, 0, 0, True)
+    assert (sr_info.binning_x, sr_info.binning_y) == (0, 0)
+
+
+def _binned_info(msg_header, binning=SCALE, roi=(8, 4)):
+    """The camera_info image_proc's crop_decimate publishes for a HEIGHT x WIDTH image: the
+    calibration size kept (a 128x80 camera), binning, the crop as roi."""
+    info = camera_info_msg(msg_header, 128, 80)
+    info.binning_x = info.binning_y = binning
+    info.roi.x_offset, info.roi.y_offset = roi
+    info.roi.width, info.roi.height = WIDTH * binning, HEIGHT * binning
+    return info
+
+
+def test_image_proc_decimation_camera_info_is_read_as_rep_104(sr_node):
+    """Calibration 128x80 with binning 4 and a crop is legal for a 24x16 image (REP 104): the
+    output gets the same calibration with binning 1, and the geometry (decimated) is logged,
+    with the model's inability to serve it named (the test model records no point alignment)."""
+    _, image, _ = _frame('16UC1')
+    info = _binned_info(image.header)
+    out = sr_node.send(image, info, expect=('images', 'infos'))['infos']
+    assert (out.width, out.height, out.binning_x, out.binning_y) == (128, 80, 1, 1)
+    assert (out.roi.x_offset, out.roi.y_offset, out.roi.width, out.roi.height) == (
+        8, 4, WIDTH * SCALE, HEIGHT * SCALE)
+    np.testing.assert_allclose(out.k, info.k)
+    sr_node.process.wait_for_log('sampling geometry: decimated at phase (0, 0) (camera_info '
+                                 'binning 4x4')
+    sr_node.process.wait_for_log('tiny_x4.pt cannot serve decimated input: the checkpoint '
+                                 'records no point alignment')
 
 
 @pytest.mark.parametrize('encoding', ['16UC1', '32FC1'])
@@ -236,7 +263,7 @@ def test_malformed_frames_are_logged_and_skipped(sr_node):
     variant('is not a multiple', step=2 * WIDTH + 1, data=bytes((2 * WIDTH + 1) * HEIGHT))
     _, image, info = _frame('16UC1')
     info.width += 1
-    bad.append(('camera_info is', image, info))
+    bad.append(('describes a 25x16 image but the image is 24x16', image, info))
 
     # One at a time: the sensor-data input queue keeps only the newest 5 messages.
     for reason, image, info in bad:
@@ -343,12 +370,13 @@ def test_parameters_are_described_listed_in_config_and_vetoed(sr_node):
         assert len(descriptor.description) > 20, descriptor.name
     read_only = {d.name for d in described.descriptors if d.read_only}
     assert {'weights_path', 'device', 'input_reliability', 'publish_points',
-            'sampling_phase', 'keep_samples', 'ensemble_passes'} <= read_only
-    assert 'max_depth' not in read_only
+            'keep_samples', 'ensemble_passes'} <= read_only
+    assert {'max_depth', 'sampling', 'sampling_phase'}.isdisjoint(read_only)
 
     def set_param(name, value):
-        kind = 4 if isinstance(value, str) else 2
+        kind = 4 if isinstance(value, str) else 7 if isinstance(value, list) else 2
         param_value = (ParameterValue(type=kind, string_value=value) if kind == 4
+                       else ParameterValue(type=kind, integer_array_value=value) if kind == 7
                        else ParameterValue(type=kind, integer_value=value))
         request = SetParameters.Request(parameters=[Parameter(name=name, value=param_value)])
         return sr_node.call(SetParameters, 'set_parameters', request).results[0]
@@ -359,6 +387,27 @@ def test_parameters_are_described_listed_in_config_and_vetoed(sr_node):
     refused = set_param('scaling_tile', 12)
     assert not refused.successful and 'scaling_tile' in refused.reason
     assert not set_param('output_encoding', '8UC1').successful
+
+    refused = set_param('sampling_phase', [1, 2])
+    assert not refused.successful and 'no point alignment' in refused.reason
+    assert not set_param('sampling', 'random').successful
+    assert set_param('sampling', 'native').successful
+    try:
+        _, image, _ = _frame('16UC1')
+        out = sr_node.send(image, _binned_info(image.header), expect=('infos',))['infos']
+        assert (out.binning_x, out.width) == (0, WIDTH * SCALE)  # the native form now
+
+        def sampling_reported():
+            for array in reversed(sr_node.diagnostics.snapshot()):
+                for status in array.status:
+                    values = {kv.key: kv.value for kv in status.values}
+                    if status.name == sr_node.status_name and 'sampling' in values:
+                        return values['sampling']
+            return None
+        wait_until(lambda: 'sampling: native' in (sampling_reported() or ''),
+                   what='/diagnostics reporting the native geometry')
+    finally:
+        assert set_param('sampling', 'auto').successful
 
     assert set_param('output_encoding', '32FC1').successful
     try:
@@ -399,12 +448,17 @@ def test_camera_info_with_non_finite_k_is_refused(sr_node):
     assert sr_node.points.with_stamp(image.header.stamp) is None
 
 
-def test_roi_beyond_the_image_is_clamped_not_wrapped(sr_node):
+def test_roi_beyond_the_calibration_is_refused_not_wrapped(sr_node):
     _, image, info = _frame('16UC1')
     info.roi.x_offset, info.roi.y_offset = 2 ** 32 - 1, 3
     info.roi.height, info.roi.width = 2 ** 31, 5
-    out = sr_node.send(image, info, expect=('images', 'infos'))['infos']
-    roi = out.roi
-    assert (roi.x_offset, roi.y_offset, roi.height, roi.width) == (
-        WIDTH * SCALE, 3 * SCALE, (HEIGHT - 3) * SCALE, 0)
-    sr_node.process.wait_for_log('camera_info ROI reaches beyond the image')
+    sr_node.send_until_logged(image, info, 'does not lie inside its 24x16 calibration')
+    assert sr_node.images.with_stamp(image.header.stamp) is None
+
+
+def test_an_info_binning_and_roi_cannot_explain_is_refused_with_the_reason(sr_node):
+    _, image, _ = _frame('16UC1')
+    info = _binned_info(image.header)
+    info.binning_x = info.binning_y = 2
+    sr_node.send_until_logged(image, info, 'describes a 48x32 image but the image is 24x16')
+    assert sr_node.images.with_stamp(image.header.stamp) is None

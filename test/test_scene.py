@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dsr_ros.depth_io import scale_camera_info
+from dsr_ros.camera_info import geometry_of, output_camera_info
 from dsr_ros.scene import DepthScene, SceneConfig
 
 SMALL = dict(lr_width=40, lr_height=30, scale=4)
@@ -63,7 +63,7 @@ def test_frames_are_deterministic_and_the_object_moves():
 
 def test_lr_intrinsics_scale_exactly_to_the_hr_camera():
     scene = DepthScene(SceneConfig(**SMALL))
-    scaled = scale_camera_info(40, 30, scene.k_lr.ravel(), np.zeros(12), (0, 0, 0, 0), 4)
+    scaled = output_camera_info(geometry_of(40, 30, scene.k_lr.ravel()), 4, 40, 30, (1.5, 1.5))
     np.testing.assert_allclose(np.reshape(scaled.k, (3, 3)), scene.k_hr)
 
 
