@@ -238,6 +238,12 @@ def _sampling_problem(sampling: Any, scale: int) -> str:
             or not all(isinstance(v, int) and 0 <= v < scale for v in alignment)):
         return (f'bad sampling entry {_short(sampling)}: point_alignment must be [row, col] '
                 f'with each in 0..{scale - 1}')
+    native = sampling.get('native_alignment')
+    if native is not None and (
+            not isinstance(native, (list, tuple)) or len(native) != 2
+            or not all(isinstance(v, (int, float)) and -1 <= v <= scale for v in native)):
+        return (f'bad sampling entry {_short(sampling)}: native_alignment must be [row, col] '
+                f'HR pixels within the block (-1..{scale})')
     return ''
 
 

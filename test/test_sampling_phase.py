@@ -10,8 +10,9 @@ from dsr_ros.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dsr_ros.depth_scaling import DepthScaling
 from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.networks import DSRNet
-from dsr_ros.sampling_phase import (checkpoint_alignment, keep_samples, parse_phase,
-                                    shift_output)
+from dsr_ros.sampling_geometry import SamplingGeometry
+from dsr_ros.sampling_phase import (checkpoint_alignment, keep_samples, move_output,
+                                    parse_phase, shift_output)
 from dsr_ros.weights import shipped_models
 from conftest import load_tool
 from test_data_fakes import require_shared
@@ -29,6 +30,42 @@ def _checkpoint(path, sampling=None):
 
 def _tool():
     return load_tool('calibrate_phase')
+
+
+def test_a_sub_pixel_move_is_exact_on_a_ramp():
+    """Linear interpolation reproduces a linear ramp exactly: moving it by (0.5, -0.25) is
+    the ramp evaluated half a pixel up and a quarter to the right, away from the border."""
+    rows, cols = np.mgrid[0:12, 0:16].astype(np.float64)
+    ramp = (3.0 * rows + 0.5 * cols + 100.0).astype(np.float32)
+    moved = move_output(ramp, 0.5, -0.25)
+    expected = 3.0 * (rows - 0.5) + 0.5 * (cols + 0.25) + 100.0
+    np.testing.assert_allclose(moved[1:, :-1], expected[1:, :-1], rtol=0, atol=1e-4)
+    # The top row reads row -0.5, clamped to row 0 (the border repeats).
+    np.testing.assert_allclose(moved[0, :-1], ramp[0, :-1] + 0.5 * 0.25, atol=1e-4)
+    assert move_output(ramp, 2.0, -1.0).tolist() == shift_output(ramp, 2, -1).tolist()
+    assert move_output(ramp, 0.0, 0.0) is ramp
+
+
+def test_the_resolver_moves_native_output_by_its_recorded_alignment(tmp_path):
+    """A net recorded to place native samples at (1.0, 1.25) gets its output moved to the
+    centre (1.5, 1.5) by (0.5, 0.25); a centred or unrecorded one is left alone."""
+    lr = (1500 + 7 * np.mgrid[0:12, 0:16][1]).astype(np.uint16)
+    native = SamplingGeometry('native')
+    plain = DepthSuperResolver.from_checkpoint(
+        _checkpoint(tmp_path / 'a.pt', {'point_alignment': [1, 1]}), device='cpu')
+    placed = plain.run(lr.astype(np.float32) / 1000, geometry=native)
+    np.testing.assert_array_equal(placed, plain.run(lr.astype(np.float32) / 1000))
+    recorded = DepthSuperResolver.from_checkpoint(
+        _checkpoint(tmp_path / 'b.pt', {'point_alignment': [1, 1],
+                                        'native_alignment': [1.0, 1.25]}), device='cpu')
+    assert recorded.output_move(native) == (0.5, 0.25)
+    np.testing.assert_allclose(recorded.run(lr.astype(np.float32) / 1000, geometry=native),
+                               move_output(placed, 0.5, 0.25), rtol=1e-6)
+    decimated = SamplingGeometry('decimated', (3, 0))
+    assert recorded.output_move(decimated) == (2.0, -1.0)
+    with pytest.raises(CheckpointError, match='native_alignment'):
+        bad = {'point_alignment': [1, 1], 'native_alignment': [9.0, 0.0]}
+        load_checkpoint(_checkpoint(tmp_path / 'c.pt', bad))
 
 
 def test_shift_moves_pixels_and_repeats_the_edge():
@@ -98,7 +135,14 @@ def test_calibration_measures_on_validation_frames_and_records(tmp_path):
     report = __import__('json').loads((out / 'phase_calibration.json').read_text())[0]
     assert metadata['sampling']['point_alignment'] == report['point_alignment']
     assert metadata['weights_sha256'] == before
-    assert metadata['provenance']['revisions'][-1]['changed'] == 'sampling.point_alignment'
+    assert metadata['provenance']['revisions'][-1]['changed'] == (
+        'sampling.point_alignment, sampling.native_alignment')
+    assert metadata['sampling']['native_alignment'] == report['native_alignment']
+    centre = 1.5  # x4
+    assert [centre - v for v in report['native_alignment']] == report['native_best_move']
+    assert report['native_sr_over_bicubic'] <= report['native_sr_over_bicubic_unmoved']
+    assert DepthSuperResolver.from_checkpoint(path, device='cpu').native_alignment == tuple(
+        report['native_alignment'])
     assert all(name.split('/')[0] in ('lu_val', 'rooms_val') for name in report['frames'])
     assert len(report['per_phase']) == 16
     # the recorded alignment is the best-scoring candidate

@@ -11,8 +11,13 @@ Lu views and validation rooms, never a test frame) at every phase (x8: every oth
 super-resolves each once, and for every candidate alignment ``a`` scores the output moved by
 ``phase - a`` (MAD / nearest's MAD, mean over phases and frames); the best ``a`` is the
 alignment. It reports, per phase, SR with the phase unknown, SR told the phase, and nearest.
-``--write`` stores the alignment in the checkpoint (``sampling.point_alignment``; weights and
-their SHA-256 unchanged, a provenance revision says what changed and why).
+It also measures the *native alignment*: where the net places the sample of a native camera
+(area-averaged input, the footprint centred on the pixel) -- the output of each frame is moved by
+candidate sub-pixel amounts (quarter pixels, up to one pixel each way) and the best move says
+where the net put the sample (``(s - 1) / 2`` when it is centred, as it should be).
+``--write`` stores both in the checkpoint (``sampling.point_alignment``,
+``sampling.native_alignment``; weights and their SHA-256 unchanged, a provenance revision says
+what changed and why).
 """
 
 from __future__ import annotations
@@ -87,20 +92,71 @@ def calibrate(weights: Path, data_root: Path) -> Dict[str, Any]:
             'per_phase': per_phase}
 
 
+#: Candidate native moves (HR pixels per axis): quarter pixels up to one pixel each way.
+NATIVE_MOVES = tuple(step / 4.0 for step in range(-4, 5))
+
+
+def calibrate_native(weights: Path, data_root: Path) -> Dict[str, Any]:
+    """Where the net places a native (area-averaged, centred-footprint) sample: the move of
+    its output that minimises SR / bicubic MAD on the validation frames, and the alignment it
+    implies (``(s - 1) / 2 - move``)."""
+    from dsr_ros.depth_io import valid_mask
+    from dsr_ros.inference import DepthSuperResolver
+    from dsr_ros.sampling_phase import move_output
+    from training.sensor_suite import _crop, degrade_frame, load_frames, upsample_bicubic_masked
+    resolver = DepthSuperResolver.from_checkpoint(weights, device='cpu', native_alignment=None)
+    scale = resolver.scale
+    frames, missing = load_frames(data_root, VALIDATION_SETS, split='val')
+    if not frames:
+        raise ValueError(f'no validation frames under {data_root}: {missing}')
+    moves = [(r, c) for r in NATIVE_MOVES for c in NATIVE_MOVES]
+    ratios: Dict[Tuple[float, float], List[float]] = {move: [] for move in moves}
+    for index, frame in enumerate(frames):
+        gt = _crop(frame.depth, *CROP)
+        lr = degrade_frame(gt, 'area', scale, np.random.default_rng(index))
+        hr = gt[:lr.shape[0] * scale, :lr.shape[1] * scale]
+        sr = np.nan_to_num(resolver.run(lr))
+        bicubic = upsample_bicubic_masked(lr, scale)
+        mask = valid_mask(hr) & valid_mask(bicubic)
+        base = max(float(np.abs(bicubic[mask] - hr[mask]).mean()), 1e-9)
+        for move in moves:
+            moved = move_output(sr, *move)
+            ratios[move].append(float(np.abs(moved[mask] - hr[mask]).mean()) / base)
+    score = {move: float(np.mean(values)) for move, values in ratios.items()}
+    best = min(score, key=score.get)
+    centre = (scale - 1) / 2.0
+    return {'native_alignment': [centre - best[0], centre - best[1]],
+            'native_best_move': list(best),
+            'native_sr_over_bicubic': score[best],
+            'native_sr_over_bicubic_unmoved': score[(0.0, 0.0)]}
+
+
 def record_alignment(path: Path, result: Dict[str, Any]) -> None:
     """Rewrite ``path`` with ``sampling.point_alignment`` and a provenance revision."""
     from dsr_ros.checkpoint import revised_provenance, update_metadata
 
     def with_alignment(metadata: Dict[str, Any]) -> Dict[str, Any]:
-        before = (metadata.get('sampling') or {}).get('point_alignment')
         sampling = {'point_alignment': [int(v) for v in result['point_alignment']],
                     'measured_on': ('sensor suite validation split: '
                                     + ', '.join(VALIDATION_SETS)),
                     'mean_sr_told_over_nearest': round(result['mean_sr_told_over_nearest'], 4)}
+        changed = 'sampling.point_alignment'
+        if 'native_alignment' in result:
+            sampling['native_alignment'] = [float(v) for v in result['native_alignment']]
+            sampling['native_sr_over_bicubic'] = round(result['native_sr_over_bicubic'], 4)
+            centred = result['native_best_move'] == [0.0, 0.0]
+            sampling['assumes'] = (
+                ('a centred footprint for native input' if centred else
+                 f'native samples at {tuple(sampling["native_alignment"])}')
+                + f'; point samples at {tuple(sampling["point_alignment"])}')
+            changed = 'sampling.point_alignment, sampling.native_alignment'
+        before = {k: (metadata.get('sampling') or {}).get(k)
+                  for k in ('point_alignment', 'native_alignment')}
         provenance = revised_provenance(
-            metadata, 'sampling.point_alignment', before, sampling['point_alignment'],
-            'measured by tools/calibrate_phase.py: lets a known sampling_phase move the output '
-            'to the true sample positions')
+            metadata, changed, before,
+            {k: sampling.get(k) for k in ('point_alignment', 'native_alignment')},
+            'measured by tools/calibrate_phase.py: lets the node move the output to the '
+            'sampling geometry in use (decimated at a known phase, or native and centred)')
         return {'sampling': sampling, 'provenance': provenance}
 
     update_metadata(path, with_alignment)
@@ -119,6 +175,13 @@ def markdown(results: Sequence[Dict[str, Any]]) -> str:
                   f'{r["sr_told_over_nearest"]:.3f} |' for r in result['per_phase']]
         lines += [f'| mean | {result["mean_sr_unknown_over_nearest"]:.3f} | '
                   f'{result["mean_sr_told_over_nearest"]:.3f} |', '']
+        if 'native_alignment' in result:
+            lines += [f'Native (area-averaged) input: alignment '
+                      f'{tuple(result["native_alignment"])} (centred is '
+                      f'{(result["scale"] - 1) / 2:g}); SR / bicubic MAD '
+                      f'{result["native_sr_over_bicubic_unmoved"]:.3f} as placed, '
+                      f'{result["native_sr_over_bicubic"]:.3f} after the best move '
+                      f'{tuple(result["native_best_move"])}.', '']
     return '\n'.join(lines)
 
 
@@ -128,19 +191,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--data-root', type=Path, default=REPO.parent / 'shared' / 'data')
     parser.add_argument('--out', type=Path, default=REPO / 'results' / 'phase_calibration')
     parser.add_argument('--write', action='store_true',
-                        help='record the measured alignment in each checkpoint')
+                        help='record the measured alignments in each checkpoint')
+    parser.add_argument('--point-only', action='store_true',
+                        help='measure the point alignment only (not the native one)')
     args = parser.parse_args(argv)
     results = []
     for path in args.weights:
         try:
             result = calibrate(path, args.data_root)
+            if not args.point_only:
+                result.update(calibrate_native(path, args.data_root))
         except ValueError as error:  # CheckpointError is a ValueError
             print(f'calibrate_phase: {error}', file=sys.stderr)
             return 2
         results.append(result)
         print(f'{path}: point alignment {tuple(result["point_alignment"])}, SR / nearest '
               f'{result["mean_sr_unknown_over_nearest"]:.3f} (phase unknown) -> '
-              f'{result["mean_sr_told_over_nearest"]:.3f} (told)')
+              f'{result["mean_sr_told_over_nearest"]:.3f} (told)'
+              + ('' if args.point_only else
+                 f'; native alignment {tuple(result["native_alignment"])} (SR / bicubic '
+                 f'{result["native_sr_over_bicubic_unmoved"]:.3f} unmoved, '
+                 f'{result["native_sr_over_bicubic"]:.3f} moved)'))
         if args.write:
             record_alignment(path, result)
     args.out.mkdir(parents=True, exist_ok=True)

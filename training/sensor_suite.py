@@ -58,6 +58,7 @@ from tqdm import tqdm
 
 from dsr_ros.depth_io import valid_mask
 from dsr_ros.inference import DepthSuperResolver, fill_invalid
+from dsr_ros.sampling_geometry import SamplingGeometry
 from training.data import sensor_degradation as sd
 from training.data.degradation import upsample_bicubic
 
@@ -66,11 +67,25 @@ __all__ = ['FAMILIES', 'Frame', 'SuiteConfig', 'evaluate_suite', 'load_frames',
 
 LOGGER = logging.getLogger(__name__)
 
+#: What a native low-resolution camera produces: a footprint centred on each pixel (area
+#: average, or a Gaussian PSF over the block), with ToF noise, structured-light noise and
+#: disparity steps, flying pixels, holes, quantisation. The resolver runs them as the node does
+#: with a native camera_info (geometry ``native``).
+NATIVE_FAMILIES = ('area', 'native_psf', 'area_tof', 'native_sl', 'native_flying',
+                   'native_holes', 'native_quant')
+#: Decimated streams whose phase the node knows (camera_info binning, or sampling_phase): the
+#: resolver is told the phase (geometry ``decimated``); only for checkpoints with a measured
+#: point alignment (tools/calibrate_phase.py). ``real_phase_known``: the real frames.
+PHASE_KNOWN_FAMILIES = ('point_phase_known', 'point_sl_phase_known', 'point_holes_phase_known',
+                        'real_phase_known')
+#: The families a camera produces: what the node's default models are chosen on.
+CAMERA_FAMILIES = NATIVE_FAMILIES + PHASE_KNOWN_FAMILIES
+#: Random, unknown phase (no camera makes one: reported beside its phase-blind floor,
+#: tools/phase_study.py) and the research degradations.
 FAMILIES = ('area', 'point', 'bilinear', 'cubic', 'aa_cubic', 'gaussian', 'area_tof',
-            'point_sl', 'point_holes', 'point_phase_known')
-#: Families where the resolver is told the sampling phase (node parameter sampling_phase); run
-#: only for checkpoints with a measured point alignment (tools/calibrate_phase.py).
-PHASE_KNOWN_FAMILIES = ('point_phase_known', 'real_phase_known')
+            'point_sl', 'point_holes', 'point_phase_known', 'native_psf', 'native_sl',
+            'native_flying', 'native_holes', 'native_quant', 'point_sl_phase_known',
+            'point_holes_phase_known')
 NOISY_FAMILIES = ('area_tof', 'point_sl', 'ferstl')
 POINT_FAMILIES = ('point', 'point_sl', 'point_holes')
 MIDDLEBURY_FB = 3740.0 * 0.16
@@ -238,7 +253,10 @@ def degrade_frame(gt: np.ndarray, family: str, scale: int, rng: np.random.Genera
     filled = filled_frame(gt, valid)
     drawn = tuple(int(v) for v in rng.integers(0, scale, 2))
     phase = drawn if phase is None else phase
-    base = family if family in sd.DOWNSAMPLING else family.split('_')[0]
+    base = _downsampling_of(family)
+    if family == 'native_psf':  # a Gaussian footprint centred on the pixel
+        filled = cv2.GaussianBlur(filled, (0, 0), sigmaX=0.35 * scale,
+                                  borderType=cv2.BORDER_REFLECT)
     if base in ('point', 'gaussian'):
         lr = sd.downsample(filled, scale, base, phase=phase, sigma=0.35 * scale)
         row, col = phase
@@ -250,16 +268,29 @@ def degrade_frame(gt: np.ndarray, family: str, scale: int, rng: np.random.Genera
         lr_valid = blocks.mean(axis=(1, 3)) >= 0.5
     if family == 'area_tof':
         lr = sd.quantize(sd.add_tof_noise(lr, rng, 0.005), 'mm')
-    elif family == 'point_sl':
+    elif family in ('point_sl', 'native_sl', 'point_sl_phase_known'):
         lr = sd.quantize(sd.add_structured_light_noise(lr, rng, 40.0, 0.05, 8), 'mm')
+    elif family == 'native_flying':
+        lr = sd._flying_pixels(lr, rng, 0.5, 0.05)[0]
+    elif family == 'native_quant':
+        lr = sd.quantize(lr, '8bit', lr_valid)
     clean = lr.astype(np.float32)
     clean[~lr_valid] = np.nan
-    if family == 'point_holes':
+    if family in ('point_holes', 'native_holes', 'point_holes_phase_known'):
         lr_valid = lr_valid & ~sd.edge_dropouts(lr, rng, 0.5) & ~sd.blob_holes(
             lr.shape, rng, 0.03)
     out = lr.astype(np.float32)
     out[~lr_valid] = np.nan
     return (out, clean) if with_clean else out
+
+
+def _downsampling_of(family: str) -> str:
+    """The downsampling a suite family starts from (native ones: a centred footprint)."""
+    if family in sd.DOWNSAMPLING:
+        return family
+    if family.startswith('native_') or family == 'area_tof':
+        return 'area'
+    return family.split('_')[0]
 
 
 def decimate_real(frame: np.ndarray, scale: int) -> np.ndarray:
@@ -324,17 +355,19 @@ def score(outputs: Dict[str, np.ndarray], gt: np.ndarray, lr: np.ndarray, scale:
 
 def near_hole_ratio(resolver: DepthSuperResolver, gt: np.ndarray, lr_holes: np.ndarray,
                     lr_clean: np.ndarray, scale: int, radius: int = 4,
-                    with_holes: Optional[np.ndarray] = None) -> Dict[str, float]:
+                    with_holes: Optional[np.ndarray] = None,
+                    geometry: Optional[SamplingGeometry] = None) -> Dict[str, float]:
     """SR error within ``radius`` HR px of punched holes, relative to the same pixels when the
     same LR frame has no such holes (``lr_clean``).
 
     Issue 8's criterion: holes may not spoil their valid neighbours by more than 10 %.
-    ``with_holes``: the SR output of ``lr_holes`` when the caller has it already.
+    ``with_holes``: the SR output of ``lr_holes`` when the caller has it already; both runs
+    use ``geometry``.
     """
     holes = ~valid_mask(lr_holes) & valid_mask(lr_clean)
     if with_holes is None:
-        with_holes = resolver.run(lr_holes)
-    without = resolver.run(lr_clean)
+        with_holes = resolver.run(lr_holes, geometry=geometry)
+    without = resolver.run(lr_clean, geometry=geometry)
     height, width = with_holes.shape
     near = cv2.dilate(upsample_nearest(holes, scale).astype(np.uint8),
                       np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
@@ -364,22 +397,29 @@ def _crop(depth: np.ndarray, size: int, width: Optional[int] = None) -> np.ndarr
     return depth[top:top + size, left:left + width]
 
 
+def geometry_of_family(family: str, phase: Optional[Tuple[int, int]]
+                       ) -> Optional[SamplingGeometry]:
+    """The sampling geometry the node would use for a family's frames: native for the
+    native families, decimated at ``phase`` for the phase-known ones, and None (the output as
+    the net places it) for the random, unknown phase no camera_info describes."""
+    if family in NATIVE_FAMILIES:
+        return SamplingGeometry('native', source='suite: native family')
+    if phase is not None:
+        return SamplingGeometry('decimated', tuple(phase), 'suite: phase known')
+    return None
+
+
 def run_told(resolver: DepthSuperResolver, lr: np.ndarray,
              phase: Optional[Tuple[int, int]]) -> np.ndarray:
-    """SR of ``lr`` told ``phase`` (None: unknown), as the node's sampling_phase does; the
-    resolver's own phase is put back afterwards."""
-    own = resolver.sampling_phase
-    resolver.sampling_phase = phase
-    try:
-        return resolver.run(lr)
-    finally:
-        resolver.sampling_phase = own
+    """SR of ``lr`` told ``phase`` (None: unknown), as the node's sampling_phase does."""
+    return resolver.run(lr, geometry=geometry_of_family('point', phase))
 
 
 def _run_methods(resolver: DepthSuperResolver, lr: np.ndarray, scale: int,
-                 phase: Optional[Tuple[int, int]] = None) -> Dict[str, np.ndarray]:
-    """SR (told ``phase`` when given, as the node's sampling_phase does), bicubic, nearest."""
-    return {'sr': run_told(resolver, lr, phase), 'bicubic': upsample_bicubic_masked(lr, scale),
+                 geometry: Optional[SamplingGeometry] = None) -> Dict[str, np.ndarray]:
+    """SR (in ``geometry``, as the node runs it), bicubic, nearest."""
+    return {'sr': resolver.run(lr, geometry=geometry),
+            'bicubic': upsample_bicubic_masked(lr, scale),
             'nearest': upsample_nearest(lr, scale)}
 
 
@@ -418,9 +458,9 @@ def evaluate_suite(resolver: DepthSuperResolver, frames: Sequence[Frame],
         if family in ('real', 'real_phase_known'):
             lr = decimate_real(gt, scale)
             phase = (0, 0) if family == 'real_phase_known' else None
-        elif family == 'point_phase_known':
+        elif family in PHASE_KNOWN_FAMILIES:
             phase = tuple(int(v) for v in rng.integers(0, scale, 2))
-            lr, clean = degrade_frame(gt, 'point', scale, rng, with_clean=True, phase=phase)
+            lr, clean = degrade_frame(gt, family, scale, rng, with_clean=True, phase=phase)
         elif family == 'ferstl':
             # Crop the given LR input and take the GT window that lies exactly under it.
             lr_full = frame.lr_given[scale]
@@ -433,12 +473,13 @@ def evaluate_suite(resolver: DepthSuperResolver, frames: Sequence[Frame],
                              left * scale:(left + lr.shape[1]) * scale]
         else:
             lr, clean = degrade_frame(gt, family, scale, rng, with_clean=True)
-        outputs = _run_methods(resolver, lr, scale, phase)
+        outputs = _run_methods(resolver, lr, scale, geometry_of_family(family, phase))
         row = {'dataset': frame.dataset, 'frame': frame.name, 'family': family,
                **score(outputs, gt, lr, scale)}
-        if family == 'point_holes':
+        if family in ('point_holes', 'native_holes', 'point_holes_phase_known'):
             row['near_holes'] = near_hole_ratio(resolver, gt, lr, clean, scale,
-                                                with_holes=outputs['sr'])
+                                                with_holes=outputs['sr'],
+                                                geometry=geometry_of_family(family, phase))
         rows.append(row)
         if keep_maps and family not in maps:
             maps[family] = dict(outputs, gt=gt[:lr.shape[0] * scale, :lr.shape[1] * scale],
