@@ -1,8 +1,10 @@
 """A model slower than the camera: dsr_node drops old frames instead of queueing them.
 
-The node runs a wider net, forced onto the CPU in fp32 (about 0.2 s per 80x60 frame on one
-thread), while the test publishes at 20 Hz through a *reliable* publisher (like a driver) to a
-node with input_reliability=reliable.
+The node runs a wider net, forced onto the CPU in fp32 on one thread, while the test publishes
+at 20 Hz through a *reliable* publisher (like a driver) to a node with
+input_reliability=reliable. The frame size is chosen by measuring this machine first: the test
+times the same net on one thread and grows the frame until one frame takes at least
+SLOW_FRAME_S (four camera periods), so the node is slower than the camera on any CPU.
 A queue would let latency grow to ~10 s over the run; the latest-frame slot keeps it near one
 inference time, processes the newest frame, and reports the drops in /diagnostics. A second,
 best-effort publisher on the same topic must raise the incompatible-QoS event, which is logged.
@@ -25,7 +27,33 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 RATE_HZ = 20.0
 DURATION_S = 3.0
-HEIGHT, WIDTH = 60, 80
+#: Seconds one frame must take on this machine (measured before the node starts).
+SLOW_FRAME_S = 4.0 / RATE_HZ
+#: The largest frame tried; at 640x480 the net takes seconds on any CPU this runs on.
+MAX_SIDE = 640
+
+
+def _slow_frame_size(weights) -> tuple:
+    """(height, width) of the smallest 4:3 frame, doubling from 60x80, on which the net in
+    ``weights`` takes at least SLOW_FRAME_S on one thread here (fp32, as the node runs it)."""
+    import torch
+
+    from dsr_ros.inference import DepthSuperResolver
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        resolver = DepthSuperResolver.from_checkpoint(weights, device='cpu', precision='fp32')
+        height, width = 60, 80
+        while True:
+            depth = make_depth('16UC1', height, width)
+            resolver.run(depth)  # warm-up
+            start = time.perf_counter()
+            resolver.run(depth)
+            if time.perf_counter() - start >= SLOW_FRAME_S or width >= MAX_SIDE:
+                return height, width
+            height, width = height * 2, width * 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _dropped_reported(diagnostics, namespace: str) -> int:
@@ -42,6 +70,7 @@ def test_slow_model_drops_frames_and_keeps_latency_bounded(ros_probe, tmp_path,
                                                            node_processes):
     namespace = unique_name('dsr_slow')
     weights = write_checkpoint(tmp_path / f'{namespace}.pt', num_channels=32, num_blocks=2)
+    height, width = _slow_frame_size(weights)
     process = start_node(tmp_path / 'node.log', namespace=namespace, parameters={
         'weights_path': str(weights), 'torch_threads': 1, 'device': 'cpu', 'precision': 'fp32',
         'input_reliability': 'reliable',
@@ -61,7 +90,7 @@ def test_slow_model_drops_frames_and_keeps_latency_bounded(ros_probe, tmp_path,
     process.wait_for_log('incompatible QoS on a subscription: policy RELIABILITY')
     assert best_effort_pub.get_subscription_count() == 0
 
-    depth = make_depth('16UC1', HEIGHT, WIDTH)
+    depth = make_depth('16UC1', height, width)
     sent = {}
     start = time.monotonic()
     for index in range(int(RATE_HZ * DURATION_S)):
