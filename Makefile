@@ -20,7 +20,7 @@ JAZZY_TESTS := test/test_ros_distro.py test/test_node.py test/test_node_conventi
 	test/test_precision_choice.py
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup setup-jazzy demo test test-jazzy lint bench clean
+.PHONY: setup setup-jazzy demo demo-real test test-jazzy lint bench clean
 
 setup: $(STAMP) $(if $(wildcard $(LAUNCH_WHEELS)/README.md),$(LAUNCH_STAMP)) \
 	$(if $(wildcard $(GEOMETRY_WHEELS)/README.md),$(GEOMETRY_STAMP))
@@ -52,6 +52,12 @@ $(JAZZY_STAMP): requirements-jazzy.txt setup.py
 
 demo: setup
 	$(PY) -m dsr_ros.demo --out out/demo
+
+# Real PrimeSense frames through the node as image_proc's decimation publishes them (needs
+# ../shared/data); the table and the zoomed-crop figure of README.
+demo-real: setup
+	$(PY) -m benchmarks.real_camera --out out/demo_real --model lite \
+		--figure out/demo_real/real_camera.png
 
 test: setup setup-jazzy
 	DSR_ROS_TEST_DISTRO=kilted $(PY) -m pytest -ra test
