@@ -48,12 +48,13 @@ class _Plain(nn.Module):
 
 def export_onnx(model: DSRNet, path: Union[str, os.PathLike], *, height: int = 120,
                 width: int = 160, dynamic: bool = False, opset: int = DEFAULT_OPSET,
-                metadata: Optional[Dict[str, Any]] = None) -> Path:
+                metadata: Optional[Dict[str, Any]] = None, batch: int = 1) -> Path:
     """Write ``model`` as ONNX and return the path.
 
     ``height``/``width`` give the LR example input (and the fixed shape without ``dynamic``).
     ``metadata`` (e.g. scale and normalisation from the checkpoint) is stored as ONNX
-    ``metadata_props`` so a TensorRT/onnxruntime user knows how to feed the graph.
+    ``metadata_props`` so a TensorRT/onnxruntime user knows how to feed the graph. ``batch``:
+    the fixed batch size (the node's per-tile scaling runs all tiles of a frame as one batch).
     """
     if opset < 17:
         raise ValueError(f'opset {opset} is too old: bicubic Resize as exported needs 17+')
@@ -62,7 +63,9 @@ def export_onnx(model: DSRNet, path: Union[str, os.PathLike], *, height: int = 1
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = _Plain(model.eval().float().cpu().to(memory_format=torch.contiguous_format))
-    example = torch.rand(1, model.in_channels, height, width)
+    if batch < 1:
+        raise ValueError(f'batch must be positive, got {batch}')
+    example = torch.rand(batch, model.in_channels, height, width)
     dynamic_axes = None
     if dynamic:
         dynamic_axes = {INPUT_NAME: {2: 'height', 3: 'width'},

@@ -24,6 +24,7 @@ from scipy import ndimage
 from dsr_ros.checkpoint import load_checkpoint
 from dsr_ros.depth_io import valid_mask
 from dsr_ros.depth_scaling import Affine, DepthScaling
+from dsr_ros.frame_backend import configure_frames
 from dsr_ros.memory_budget import FrameTooLarge, MemoryBudget
 from dsr_ros.networks import DSRNet
 from dsr_ros.precision import PRECISIONS, autocast_dtype, choose_precision
@@ -145,6 +146,12 @@ class DepthSuperResolver:
             HR position (it is the camera's own measurement there); ignored when unknown.
         ensemble_passes: 1, or 2 / 4 / 8 forward passes over flipped copies of the input,
             averaged (:mod:`dsr_ros.self_ensemble`; that many times the work).
+        backend: ``torch``, ``tensorrt`` or ``auto``: what runs the net inside the torch frame
+            pipeline (:mod:`dsr_ros.frame_backend`; TensorRT falls back to torch with one line).
+        frame_pipeline: ``numpy``, ``torch`` (every step of a frame on the device) or ``auto``
+            (torch on CUDA, numpy elsewhere).
+        cuda_graphs: on CUDA with the torch net, replay each whole frame of the torch
+            pipeline from one CUDA graph per frame shape and settings.
     """
 
     def __init__(self, model: DSRNet, normalization: Optional[Dict[str, Any]] = None, *,
@@ -156,7 +163,8 @@ class DepthSuperResolver:
                  scaling_tile: int = -1, sampling_phase: Optional[Sequence[int]] = None,
                  point_alignment: Optional[Sequence[int]] = None,
                  keep_samples: bool = True, ensemble_passes: int = 1,
-                 native_alignment: Optional[Sequence[float]] = None) -> None:
+                 native_alignment: Optional[Sequence[float]] = None, backend: str = 'torch',
+                 frame_pipeline: str = 'auto', cuda_graphs: bool = True) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
         if input_normalization not in NORMALIZATION_MODES:
@@ -209,6 +217,9 @@ class DepthSuperResolver:
         self.memory = MemoryBudget(max_memory_mb, stop_latency=stop_event is not None)
         #: Checkpoint metadata when built by :meth:`from_checkpoint`.
         self.metadata: Dict[str, Any] = {}
+        #: How frames run (numpy or torch pipeline; torch, CUDA graphs or TensorRT for the
+        #: net); ``frames.line`` says so for the log.
+        self.frames = configure_frames(self, frame_pipeline, backend, cuda_graphs)
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, os.PathLike], **kwargs: Any
@@ -233,6 +244,14 @@ class DepthSuperResolver:
         is moved so the sample lands at ``s * u + geometry.position(s)``. None: decimated at
         ``sampling_phase`` when that is known, else the output as the net places it.
         """
+        if self.frames.pipeline == 'torch':
+            try:
+                return self.frames.run(depth, max_depth, geometry)
+            except (FrameTooLarge, InferenceStopped, ValueError):
+                raise
+            except Exception as error:  # noqa: BLE001 - a device path must not stop frames
+                self.frames = self.frames.numpy_fallback(error)
+                LOGGER.error(self.frames.line)
         geometry = self._geometry(geometry)
         depth = np.asarray(depth)
         if depth.ndim != 2 or depth.shape[0] < 1 or depth.shape[1] < 1:

@@ -52,6 +52,7 @@ from dsr_ros.checkpoint import CheckpointError
 from dsr_ros.cpu_tuning import malloc_tuning_wanted, tune_malloc
 from dsr_ros.camera_info import check_camera_info, effective_intrinsics, output_camera_info
 from dsr_ros.depth_io import OUTPUT_ENCODINGS, FrameError, convert_depth
+from dsr_ros.frame_backend import BACKENDS
 from dsr_ros.inference import (NORMALIZATION_MODES, DepthSuperResolver, FrameTooLarge,
                                InferenceStopped, resolve_device)
 from dsr_ros.messages import (camera_geometry_from_msg, camera_info_msg, depth_from_msg,
@@ -184,6 +185,13 @@ PARAMETERS: Dict[str, tuple] = {
         'fp32. fp16 needs CUDA; bf16 on a CPU without '
         'native bf16 is refused. The residual and the output stay fp32.',
         read_only=True, constraints=' | '.join(PRECISIONS))),
+    'backend': ('torch', _descriptor(
+        'What runs the net on CUDA, inside the torch frame pipeline (every step of a frame on '
+        'the GPU): torch (CUDA graphs per frame shape), tensorrt (an engine built from the '
+        'ONNX export for the camera\'s shape, cached on disk; falls back to torch with one '
+        'line when TensorRT is missing or the build fails) or auto (tensorrt where it '
+        'imports). On a CPU frames run the numpy pipeline with the torch net.',
+        read_only=True, constraints=' | '.join(BACKENDS))),
     'channels_last': (True, _descriptor(
         'NHWC memory format (about 2x faster convolutions on x86 CPUs).', read_only=True)),
     'torch_threads': (0, _descriptor(
@@ -302,7 +310,7 @@ class DepthSuperResolutionNode(Node):
                if self._resolver.ensemble_passes > 1 else '')
             + '; input reliability '
             f'{self._param("input_reliability")}, camera_info '
-            f'{"required" if self._require_info else "optional"}')
+            f'{"required" if self._require_info else "optional"}; {self._resolver.frames.line}')
 
     # ------------------------------------------------------------------ set-up
     def _declare_parameters(self) -> None:
@@ -348,6 +356,9 @@ class DepthSuperResolutionNode(Node):
         if reliability not in RELIABILITIES:
             raise StartupError(f'input_reliability must be one of {RELIABILITIES}, got '
                                f'{reliability!r}')
+        if self._param('backend') not in BACKENDS:
+            raise StartupError(f'backend must be one of {BACKENDS}, got '
+                               f'{self._param("backend")!r}')
         precision = 'fp16' if self._param('half') else self._param('precision')
         if precision not in PRECISIONS:
             raise StartupError(f'precision must be one of {PRECISIONS}, got {precision!r}')
@@ -380,6 +391,7 @@ class DepthSuperResolutionNode(Node):
                     tile_size=settings.tile_size, tile_overlap=settings.tile_overlap,
                     scaling_tile=settings.scaling_tile, channels_last=self._param('channels_last'),
                     keep_samples=self._param('keep_samples'), ensemble_passes=ensemble_passes,
+                    backend=self._param('backend'),
                     max_memory_mb=settings.max_memory_mb, stop_event=self._stop)
                 if not resolver.input_scaling().accepts('m'):
                     raise ValueError(f'its scaling ({resolver.input_scaling().describe()}) '
