@@ -15,6 +15,7 @@ gap), forced onto the CPU, and is configured the way a robot integrator would:
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 from conftest import (DDS_TIMEOUT, CONFIG, NodeProcess, camera_info_msg, image_msg, make_depth,
@@ -88,6 +89,22 @@ def setup(ros_probe, tiny_checkpoint, tmp_path_factory):
     finally:
         code = process.stop()
         assert code == 0, process.log()[-3000:]
+
+
+def test_the_first_frame_waits_for_its_camera_info(setup):
+    """require_camera_info is false, and the first image arrives before its camera_info: it
+    waits for it (a camera_info publisher exists), so the first output has one too."""
+    wait_until(lambda: setup.info_pub.get_subscription_count(), what='the info subscription')
+    setup.process.wait_for_log(f'subscribing to {setup.topics["in_info"]} reliable')
+    msg_header = Header(frame_id='cam_depth')
+    msg_header.stamp.sec, msg_header.stamp.nanosec = 7, 5
+    setup.image_pub.publish(image_msg(make_depth('16UC1', HEIGHT, WIDTH), msg_header))
+    time.sleep(0.3)
+    setup.info_pub.publish(camera_info_msg(msg_header, WIDTH, HEIGHT))
+    image = setup.images.wait_for(lambda msg: msg.header.stamp.sec == 7, what='the first image')
+    assert setup.images.snapshot()[0] is image  # it is the first output
+    info = setup.infos.wait_for(lambda msg: msg.header.stamp.sec == 7, what='its camera_info')
+    assert info.width == WIDTH * 4
 
 
 def test_runs_with_rclpy_event_handler_hidden_as_on_humble(setup):

@@ -495,6 +495,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--split', choices=['test', 'val'], default='test',
                         help='sensor suite frames: test (the reported numbers) or val (held-out '
                              'frames to choose recipes and checkpoints on)')
+    parser.add_argument('--families', choices=('all', 'camera'), default='all',
+                        help='sensor suite: every family, or the camera families (native and '
+                             'decimated with the phase known, as the node runs them) and the '
+                             'random phase')
     parser.add_argument('--seed', type=int, default=0,
                         help='sensor suite: seed of the drawn phases, noise and holes (0: the '
                              'reported numbers; others: the same families drawn afresh)')
@@ -551,7 +555,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _sensor_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from training.data.readers import shared_data_root
-    from training.sensor_suite import markdown_report, run_suite
+    from training.sensor_suite import FAMILY_SETS, markdown_report, run_suite
     if not args.weights:
         parser.error('--suite sensor needs --weights (bicubic and nearest are always scored)')
     try:
@@ -559,7 +563,8 @@ def _sensor_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                             args.labels, args.quick, args.device, split=args.split,
                             scaling_tile=args.scaling_tile,
                             ensemble_passes=args.ensemble_passes,
-                            save_maps=not args.no_maps, seed=args.seed)
+                            save_maps=not args.no_maps, seed=args.seed,
+                            families=FAMILY_SETS[args.families])
     except ValueError as error:  # CheckpointError is a ValueError
         print(f'evaluate: {error}', file=sys.stderr)
         return 2
