@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ from dsr_ros.depth_scaling import DepthScaling
 from dsr_ros.self_ensemble import MEMBERS, _placement, check_passes
 
 __all__ = ['TorchFramePipeline', 'average_over_flips_t', 'fill_invalid_t', 'fit_rows_t',
+           'row_percentile_t',
            'keep_samples_t', 'move_output_t', 'nearest_valid_index', 'shift_output_t',
            'valid_mask_t']
 
@@ -137,8 +138,8 @@ def fit_rows_t(scaling: DepthScaling, values: torch.Tensor, unit: str = 'm'
     count = (~missing).sum(dim=1)
     empty = count == 0
     last = (count - 1).clamp(min=0)
-    low = _row_percentile_t(ordered, last, scaling.low_percentile)
-    high = _row_percentile_t(ordered, last, scaling.high_percentile)
+    low = row_percentile_t(ordered, last, scaling.low_percentile)
+    high = row_percentile_t(ordered, last, scaling.high_percentile)
     span = torch.maximum(high - low, scaling.min_relative_span * high.abs())
     degenerate = ~(span > 1e-6 * high.abs().clamp(min=1e-6))
     span = torch.where(degenerate, high.abs().clamp(min=1e-6), span)
@@ -146,9 +147,12 @@ def fit_rows_t(scaling: DepthScaling, values: torch.Tensor, unit: str = 'm'
     return torch.where(empty, nan, low), torch.where(empty, nan, span)
 
 
-def _row_percentile_t(ordered: torch.Tensor, last: torch.Tensor, percentile: float
-                      ) -> torch.Tensor:
-    """``depth_scaling._row_percentile`` in torch (numpy's linear method, same formula)."""
+def row_percentile_t(ordered: torch.Tensor, last: torch.Tensor,
+                     percentile: Union[float, torch.Tensor]) -> torch.Tensor:
+    """``depth_scaling._row_percentile`` in torch (numpy's linear method, same formula) of each
+    row of ``ordered`` (sorted, ``last + 1`` valid values first); ``percentile`` one number
+    or one per row."""
+    percentile = torch.as_tensor(percentile, dtype=torch.float64, device=ordered.device)
     position = last.to(torch.float64) * (percentile / 100.0)
     below = torch.floor(position)
     gamma = position - below

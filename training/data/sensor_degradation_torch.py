@@ -36,6 +36,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from dsr_ros.frame_pipeline_torch import row_percentile_t
 from training.data.sensor_degradation import (DOWNSAMPLING, NOISE, QUANTIZATION,
                                               SensorDegradation)
 
@@ -327,18 +328,8 @@ def _masked_percentiles(values: torch.Tensor, valid: torch.Tensor, low: torch.Te
     ordered = flat.sort(dim=1).values
     last = (valid.flatten(1).sum(dim=1) - 1).clamp(min=0)
 
-    def percentile(q: torch.Tensor) -> torch.Tensor:
-        position = last.to(torch.float64) * (q.to(torch.float64) / 100.0)
-        below = torch.floor(position)
-        gamma = position - below
-        index = below.long()
-        lower = ordered.gather(1, index[:, None])[:, 0]
-        upper = ordered.gather(1, torch.minimum(index + 1, last)[:, None])[:, 0]
-        difference = upper - lower
-        return torch.where(gamma >= 0.5, upper - difference * (1 - gamma),
-                           lower + difference * gamma).to(values.dtype)
-
-    return percentile(low), percentile(high)
+    return (row_percentile_t(ordered, last, low).to(values.dtype),
+            row_percentile_t(ordered, last, high).to(values.dtype))
 
 
 def _blob_holes(draw: _Draws, shape: Tuple[int, int], fraction: torch.Tensor) -> torch.Tensor:
