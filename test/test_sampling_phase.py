@@ -122,6 +122,11 @@ def test_shipped_sensor_models_record_their_alignment():
             alignment = checkpoint_alignment(metadata)
             assert alignment is not None and all(0 <= v < metadata['scale'] for v in alignment)
             assert metadata['weights_verified']
+            # ... and where it puts a native (centred-footprint) sample, within a pixel of the
+            # block's centre, with what it assumes in words.
+            native = metadata['sampling']['native_alignment']
+            assert all(abs(v - (metadata['scale'] - 1) / 2) <= 1 for v in native), path
+            assert 'point samples at' in metadata['sampling']['assumes']
 
 
 def test_calibration_measures_on_validation_frames_and_records(tmp_path):
