@@ -35,6 +35,16 @@ def test_point_phase_is_zero_or_uniform_as_configured():
     assert len(set(phases)) == 16
 
 
+@pytest.mark.parametrize('scale,centre', [(2, 0), (4, 1), (8, 3)])
+def test_point_phase_centre_is_always_the_pixel_nearest_the_block_centre(scale, centre):
+    model = SensorDegradation(downsampling={'point': 1.0}, point_phase='centre')
+    phases = {model.apply(_plane(), np.ones((64, 64), bool), scale,
+                          np.random.default_rng(seed)).info['phase'] for seed in range(20)}
+    assert phases == {(centre, centre)}
+    with pytest.raises(ValueError, match="point_phase must be one of .*'centre'"):
+        SensorDegradation(point_phase='random')
+
+
 def test_area_is_the_block_mean_and_mixes_depths_at_edges():
     hr = _step()
     hr[:, 30] = 2.0  # an edge that does not fall on a block boundary

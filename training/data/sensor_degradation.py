@@ -7,7 +7,11 @@ sensors differ in three ways, each a family below, mixed at random per patch:
 * **downsampling** (``downsampling`` weights): ``area`` (box average: a ToF pixel integrates
   its footprint, mixing depths at edges), ``point`` (one HR sample per LR pixel at a sub-pixel
   phase, as structured light and driver decimation give; phase ``(0, 0)`` = "keep every s-th
-  pixel" with probability ``point_phase0_prob``, otherwise uniform), ``bilinear`` and ``cubic``
+  pixel" with probability ``point_phase0_prob``, otherwise uniform; with ``point_phase:
+  centre`` always the pixel nearest the block's centre, ``((s - 1) // 2,) * 2``: the node knows
+  a real stream's phase and moves the output exactly, so the net need not hedge between
+  phases, and a point sample then sits next to where a native footprint's centre does),
+  ``bilinear`` and ``cubic``
   (OpenCV INTER_LINEAR / INTER_CUBIC, no anti-aliasing: the research degradation),
   ``aa_cubic`` (PIL's anti-aliased bicubic), ``gaussian`` (Gaussian blur with sigma in
   ``gaussian_sigma`` x scale HR pixels, then point sampling at a random phase);
@@ -84,6 +88,11 @@ def _weights(name: str, value: Mapping[str, float], known: Tuple[str, ...]) -> D
     return weights
 
 
+#: How point samples draw their phase: ``prior0`` (phase 0 with ``point_phase0_prob``, else
+#: uniform) or ``centre`` (always the pixel nearest the block's centre).
+POINT_PHASES = ('prior0', 'centre')
+
+
 @dataclass(frozen=True)
 class SensorDegradation:
     """The documented ranges of the sensor degradation (a config's ``data.sensor`` section)."""
@@ -92,6 +101,7 @@ class SensorDegradation:
         'area': 0.25, 'point': 0.3, 'bilinear': 0.1, 'cubic': 0.1, 'aa_cubic': 0.1,
         'gaussian': 0.15})
     point_phase0_prob: float = 0.5
+    point_phase: str = 'prior0'
     gaussian_sigma: Range = (0.2, 0.5)
     noise: Dict[str, float] = field(default_factory=lambda: {
         'none': 0.3, 'tof': 0.35, 'structured_light': 0.35})
@@ -115,6 +125,9 @@ class SensorDegradation:
     sensor_frame_correlation: Range = (1.0, 3.0)
 
     def __post_init__(self) -> None:
+        if self.point_phase not in POINT_PHASES:
+            raise ValueError(f'sensor degradation point_phase must be one of {POINT_PHASES}, '
+                             f'got {self.point_phase!r}')
         _weights('downsampling', self.downsampling, DOWNSAMPLING)
         _weights('noise', self.noise, NOISE)
         _weights('quantization', self.quantization, QUANTIZATION)
@@ -154,7 +167,9 @@ class SensorDegradation:
         kind = _choice(rng, self.downsampling)
         info['downsampling'] = kind
         phase = None
-        if kind == 'point':
+        if kind == 'point' and self.point_phase == 'centre':
+            phase = ((scale - 1) // 2, (scale - 1) // 2)
+        elif kind == 'point':
             phase = ((0, 0) if rng.random() < self.point_phase0_prob
                      else tuple(int(v) for v in rng.integers(0, scale, 2)))
         elif kind == 'gaussian':

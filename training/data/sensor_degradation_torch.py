@@ -111,7 +111,10 @@ class TorchSensorDegradation:
             'gaussian')
         phase0 = draw.uniform() < model.point_phase0_prob
         uniform_phase = draw.integers(0, scale, (batch, 2))
-        phase = torch.where(point[:, None], torch.where(phase0[:, None], 0, uniform_phase),
+        point_phase = (torch.full_like(uniform_phase, (scale - 1) // 2)
+                       if model.point_phase == 'centre'
+                       else torch.where(phase0[:, None], 0, uniform_phase))
+        phase = torch.where(point[:, None], point_phase,
                             torch.where(gaussian[:, None], uniform_phase, -1))
         sigma = draw.uniform(*model.gaussian_sigma) * scale
         info: Dict[str, torch.Tensor] = {'downsampling': kind, 'phase': phase}
