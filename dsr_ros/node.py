@@ -247,7 +247,7 @@ PARAMETERS: Dict[str, tuple] = {
         'phase is unknown.', read_only=True)),
     'ensemble_passes': (1, _descriptor(
         'Forward passes per frame over flipped copies of the input, averaged (self-ensemble): '
-        '1 = off, 2, 4 or 8 = that many times the work for a lower error (README, '
+        '1 = off, 2, 4 or 8 = that many times the work for a lower error (docs/evaluation.md, '
         '"Self-ensemble": best on area-averaging ToF cameras and with a known sampling_phase; '
         'with an unknown phase it costs decimated frames accuracy).', read_only=True,
         constraints=' | '.join(str(n) for n in ENSEMBLE_PASSES))),

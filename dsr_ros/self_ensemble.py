@@ -21,7 +21,7 @@ flipped member's output therefore lands at ``s - 1 - a``, not at ``a``:
   ``s - 1 - a``: lower RMSE at a random phase, but a larger error on frames decimated at phase
   ``(0, 0)`` (the ``real`` family), so with such a camera give the node its phase.
 
-Measured numbers: README, "Self-ensemble".
+Measured numbers: docs/evaluation.md, "Self-ensemble".
 """
 
 from __future__ import annotations
