@@ -301,6 +301,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--model', action='append', default=None,
                         help='also run with this model rung set (tiny / lite / paper); '
                              'repeatable. The node with no parameter set always runs.')
+    parser.add_argument('--weights', action='append', default=None, type=Path,
+                        help='also run with this checkpoint as weights_path (a candidate); '
+                             'repeatable')
     parser.add_argument('--conventions', nargs='+', default=list(CONVENTIONS),
                         choices=list(CONVENTIONS))
     parser.add_argument('--figure', type=Path, default=None,
@@ -316,11 +319,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cases = [decimate_as_image_proc(mm, convention, name)
              for convention in args.conventions for name, mm in frames]
     args.out.mkdir(parents=True, exist_ok=True)
-    runs = [('no parameter set', {})] + [(f'model: {m}', {'model': m}) for m in args.model or []]
+    runs = ([('no parameter set', {})] + [(f'model: {m}', {'model': m}) for m in args.model or []]
+            + [(f'weights: {w.name}', {'weights_path': str(w.resolve())})
+               for w in args.weights or []])
     results: Dict[str, Dict[str, Any]] = {}
     first_output = None
     for label, parameters in runs:
-        log = args.out / f'node_{label.replace(" ", "_").replace(":", "")}.log'
+        log = args.out / f'node_{label.replace(" ", "_").replace(":", "").replace("/", "_")}.log'
         outputs = run_node(cases, parameters, log)
         results[label] = score(cases, outputs)
         chose = [line for line in log.read_text(errors='replace').splitlines()
