@@ -25,8 +25,10 @@ ROSDEP_KEYS = {
 NOT_DECLARED = {
     'torch': 'the user keeps their own CPU/CUDA/Jetson build (README, Install)',
     'onnx': 'only the optional export tool dsr_ros.export_onnx needs it',
+    'tensorrt': 'optional GPU backend (backend: tensorrt): falls back to torch without it',
+    'rosbags': 'training from bags (training/, pip): not part of the node',
 }
-LOCAL = {'dsr_ros', 'training', 'conftest'}
+LOCAL = {'dsr_ros', 'training', 'benchmarks', 'conftest', 'driver_bag'}
 
 
 def imported_modules(paths: Iterable[Path]) -> Set[str]:
