@@ -205,3 +205,123 @@ def test_spnet_schedule_starts_with_stage_2():
     assert rates['lr'] == pytest.approx(1e-4) and rates['lr_sp'] == pytest.approx(1e-3)
     model.end_epoch(stage=2)
     assert model.learning_rates()['lr_sp'] == pytest.approx(1e-4)
+
+
+# ---------------------------------------------------------------- issue 28: the changed terms
+def test_affinity_temperature_and_centring_follow_their_equation():
+    torch.manual_seed(0)
+    features = torch.rand(2, 4, 3, 5) + 1.0  # all positive: post-PReLU-like features
+    flat = features.flatten(2).transpose(1, 2)
+    unit = torch.nn.functional.normalize(flat, dim=-1)
+    expected = torch.softmax(unit @ unit.transpose(1, 2) / 0.1, -1)
+    assert torch.allclose(losses.affinity(features, 32, True, 0.1), expected, atol=1e-6)
+    centred = torch.nn.functional.normalize(flat - flat.mean(1, keepdim=True), dim=-1)
+    expected = torch.softmax(centred @ centred.transpose(1, 2) / 0.1, -1)
+    assert torch.allclose(losses.affinity(features, 32, True, 0.1, center=True), expected,
+                          atol=1e-6)
+    other = torch.rand(2, 4, 3, 5)
+    value = losses.affinity_loss([features], [other], 32, True, 0.1, True)
+    reference = (losses.affinity(features, 32, True, 0.1, True)
+                 - losses.affinity(other, 32, True, 0.1, True)).abs().mean()
+    assert value.item() == pytest.approx(reference.item(), rel=1e-6)
+    with pytest.raises(ValueError, match='temperature must be > 0'):
+        losses.affinity(features, 32, True, 0.0)
+
+
+def test_affinity_rows_are_neither_one_hot_nor_uniform_with_the_fair_recipe():
+    """Raw products of large features: one-hot rows; cosine of same-signed features: uniform
+    rows; centred cosine at T = 0.1 (the fair ablation's recipe) in between. The features
+    are spatially smooth fields on a common offset, as a net's are."""
+    torch.manual_seed(0)
+    fields = torch.nn.functional.interpolate(torch.rand(1, 32, 4, 4), size=(16, 16),
+                                             mode='bilinear', align_corners=False)
+    features = 1.0 + 0.2 * fields + 0.01 * torch.randn(1, 32, 16, 16)
+    positions = 16 * 16
+    raw = losses.affinity_row_peak([features * 16], 16)
+    cosine = losses.affinity_row_peak([features], 16, True, 0.1)
+    fair = losses.affinity_row_peak([features], 16, True, 0.1, center=True)
+    assert raw > 0.99
+    assert cosine < 1.5 / positions
+    assert 3.0 / positions < fair < 0.5
+
+
+def test_final_output_distillation_compares_d_sr_with_d_de_on_rgbd_rows(monkeypatch):
+    model = tiny_model(distill_target='final', use_affinity=False, use_spnet=False,
+                       side_weight=0.0)
+    model.set_frozen('dsr')
+    for optimizer in model.optimizers.values():
+        monkeypatch.setattr(optimizer, 'step', lambda *a, **k: None)
+    data = batch(rgb_rows=2)
+    with torch.no_grad():
+        d_sr = model.dsrnet(data['lr'])[:2]
+        d_de, _ = model.denet(data['rgb'][:2])
+    report = model.step('stage2', data, 'dsr')
+    assert report['l_o'] == pytest.approx((d_sr - d_de).abs().mean().item(), rel=1e-5)
+    sides = tiny_model(use_affinity=False, use_spnet=False, side_weight=0.0)
+    sides.set_frozen('dsr')
+    with torch.no_grad():
+        feats_sr = sides.dsrnet(data['lr'], return_features=True)[1]
+        feats_de = sides.denet(data['rgb'][:2])[1]
+        expected = torch.stack([(s[:2] - t).abs().mean() for s, t in
+                                zip(sides.sides_sr(feats_sr), sides.sides_de(feats_de))]).mean()
+    assert sides.step('stage2', data, 'dsr')['l_o'] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_deep_supervision_is_the_mean_l1_of_every_side_output_against_d_hr(monkeypatch):
+    model = tiny_model(side_weight=0.5)
+    for optimizer in model.optimizers.values():
+        monkeypatch.setattr(optimizer, 'step', lambda *a, **k: None)
+    data = batch()
+    data['valid'][:, :, :4] = 0
+    with torch.no_grad():
+        _, feats = model.denet(data['rgb'])
+        sides = model.sides_de(feats)
+    expected = torch.stack([losses.masked_l1(s, data['hr'], data['valid'])
+                            for s in sides]).mean()
+    report = model.step('de', data, 'both')
+    assert report['l_side_de'] == pytest.approx(expected.item(), rel=1e-5)
+    assert report['share_side_de'] == pytest.approx(0.5 * expected.item() / report['l_de'],
+                                                    rel=1e-5)
+
+
+def test_each_term_fraction_is_its_part_of_the_students_whole_loss(monkeypatch):
+    model = tiny_model(side_weight=0.1)
+    model.set_frozen('dsr')
+    for optimizer in model.optimizers.values():
+        monkeypatch.setattr(optimizer, 'step', lambda *a, **k: None)
+    report = model.step('stage2', batch(rgb_rows=2), 'dsr')
+    fractions = {k: v for k, v in report.items() if k.startswith('frac_')}
+    assert set(fractions) == {'frac_task', 'frac_side_dsr', 'frac_o', 'frac_a', 'frac_struc'}
+    assert sum(fractions.values()) == pytest.approx(1.0, rel=1e-6)
+    total = report['l_dsr'] * (1 + sum(v for k, v in report.items() if k.startswith('share_')))
+    assert fractions['frac_o'] == pytest.approx(report['share_o'] * report['l_dsr'] / total,
+                                                rel=1e-6)
+    assert 0.0 < report['a_row_peak'] <= 1.0
+
+
+def test_held_out_base_error_is_the_bicubic_upsampling_error():
+    model = tiny_model()
+    data = batch()
+    data['valid'][:, :, -5:] = 0
+    base = torch.nn.functional.interpolate(data['lr'], scale_factor=4, mode='bicubic',
+                                           align_corners=False)
+    expected = ((base - data['hr']).abs() * data['valid']).sum().item()
+    assert model.held_out_sums(data)['e_base'] == pytest.approx(expected, rel=1e-5)
+
+
+def test_residual_side_outputs_add_the_nets_base(monkeypatch):
+    model = tiny_model(side_weight=0.1)
+    model.config['side_outputs']['residual'] = True
+    model.sides_sr.residual = True
+    data = batch()
+    with torch.no_grad():
+        _, feats, sides = model._forward('dsr', data)
+        base = torch.nn.functional.interpolate(data['lr'], scale_factor=4, mode='bicubic',
+                                               align_corners=False)
+        heads = [head(f) for head, f in zip(model.sides_sr.heads, feats)]
+    assert all(torch.allclose(s, h + base, atol=1e-6) for s, h in zip(sides, heads))
+    with torch.no_grad():  # DENet has no base: its side outputs stay absolute
+        model.sides_de.residual = True
+        _, feats, sides = model._forward('de', data)
+        assert all(torch.equal(s, head(f)) for s, head, f in
+                   zip(sides, model.sides_de.heads, feats))

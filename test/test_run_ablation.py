@@ -96,3 +96,18 @@ def test_collect_writes_mean_and_std_over_seeds(tmp_path):
     assert json.loads((results / 'ablation.json').read_text())['arms']['full']['seeds'] == [0, 1]
     assert '+-' in (results / 'table.md').read_text()
     assert (results / 'ablation.png').stat().st_size > 1000
+
+
+def test_no_arm_forks_from_a_stage1_stuck_at_the_bicubic_base(tmp_path, capsys):
+    stage1 = tmp_path / 'runs' / 'stage1' / 'seed0'
+    stage1.mkdir(parents=True)
+    (stage1 / 'stage1_end.pt').write_bytes(b'')  # finished: nothing is trained again
+    (stage1 / 'history.csv').write_text(
+        'epoch,stage,val_e_dsr,val_e_base,stalled\n1,1,0.0145,0.0145,1\n2,1,0.0143,0.0145,0\n')
+    code = run_ablation.main(['arm', 'full', '--runs', str(tmp_path / 'runs'),
+                              '--results', str(tmp_path / 'results')])
+    err = capsys.readouterr().err
+    assert code == 2 and 'did not beat the bicubic base by 5%' in err and '0.986 x' in err
+    assert not (tmp_path / 'runs' / 'full').exists()
+    assert run_ablation.main(['stage1', '--stage1-margin', '0.01', '--runs',
+                              str(tmp_path / 'runs')]) == 0

@@ -17,6 +17,10 @@ loss terms (raw and share of the task loss) and roles from its ``history.csv``.
 
 ``--set KEY=VALUE`` is passed to every training run (e.g. a tiny smoke run of the whole driver:
 ``--set schedule.stage1_epochs=1 --set schedule.stage2_epochs=1 --set data.patches_per_epoch=16``).
+
+No arm forks from a stage 1 whose DSRNet did not beat the bicubic base on the held-out patches
+by ``--stage1-margin`` (default 5 %; :func:`training.stall.stage1_problem`): the driver stops
+with the numbers (exit 2). The fair ablation of issue 28 is ``python -m training.ablation``.
 """
 
 from __future__ import annotations
@@ -69,21 +73,35 @@ def _train_command(config: str, out: Path, seed: int, overrides: Sequence[str],
     return command
 
 
-def run_stage1(runs: Path, seed: int, overrides: Sequence[str], dry_run: bool = False) -> Path:
-    """Train (or finish) the shared stage 1 of ``seed``; return its ``stage1_end.pt``."""
+class Stage1Refused(RuntimeError):
+    """The shared stage 1 did not beat the bicubic base by the margin."""
+
+
+def run_stage1(runs: Path, seed: int, overrides: Sequence[str], dry_run: bool = False,
+               margin: float = 0.05) -> Path:
+    """Train (or finish) the shared stage 1 of ``seed``; return its ``stage1_end.pt``.
+
+    Refuses (:class:`Stage1Refused`) a stage 1 that did not beat the bicubic base by
+    ``margin`` on the held-out patches: arms forked from a stuck DSRNet measure the stall.
+    """
+    from training.stall import read_history, stage1_problem
     out = runs / 'stage1' / f'seed{seed}'
     state = out / 'stage1_end.pt'
     if not state.exists():
         # Whatever the overrides say, the shared run stops at the end of stage 1.
         _run(_train_command('ablation_x8_stage1', out, seed,
                             [*overrides, 'schedule.stage2_epochs=0']), dry_run)
+    if not dry_run:
+        problem = stage1_problem(read_history(out / 'history.csv'), margin)
+        if problem:
+            raise Stage1Refused(f'{out}: {problem}')
     return state
 
 
 def run_arm(arm: str, seed: int, runs: Path, results: Path, overrides: Sequence[str],
-            dry_run: bool = False) -> Path:
+            dry_run: bool = False, margin: float = 0.05) -> Path:
     """Stage 2 of one arm from its seed's stage-1 state, then export its final DSRNet."""
-    start = run_stage1(runs, seed, overrides, dry_run)
+    start = run_stage1(runs, seed, overrides, dry_run, margin)
     out = runs / arm / f'seed{seed}'
     _run(_train_command(f'ablation_x8_{arm}', out, seed, overrides, start), dry_run)
     target = results / arm / f'seed{seed}' / 'dsrnet.pt'
@@ -228,21 +246,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         '"arm sensor_full", "arm sensor_dsr_only"; collect scores them too)')
     parser.add_argument('--datasets', nargs='*', default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument('--dry-run', action='store_true', help='print the commands only')
+    parser.add_argument('--stage1-margin', type=float, default=0.05,
+                        help='how much better than the bicubic base (held-out) a stage 1 must '
+                             'end before arms fork from it (default 0.05)')
     args = parser.parse_args(argv)
     try:
         if args.command == 'stage1':
-            run_stage1(args.runs, args.seed, args.overrides, args.dry_run)
+            run_stage1(args.runs, args.seed, args.overrides, args.dry_run, args.stage1_margin)
         elif args.command == 'arm':
             if not args.arm or not (CONFIGS / f'ablation_x8_{args.arm}.yaml').is_file():
                 parser.error(f'unknown arm {args.arm!r}; known: {list(ARMS) + ["full_gated"]}')
-            run_arm(args.arm, args.seed, args.runs, args.results, args.overrides, args.dry_run)
+            run_arm(args.arm, args.seed, args.runs, args.results, args.overrides, args.dry_run,
+                    args.stage1_margin)
         elif args.command == 'all':
             for arm in args.arms:
                 for seed in ARMS.get(arm, (0,)):
-                    run_arm(arm, seed, args.runs, args.results, args.overrides, args.dry_run)
+                    run_arm(arm, seed, args.runs, args.results, args.overrides, args.dry_run,
+                            args.stage1_margin)
         if args.command in ('all', 'collect') and not args.dry_run:
             report = collect(args.runs, args.results, args.datasets, args.arms)
             print(markdown(report, args.datasets))
+    except Stage1Refused as error:
+        print(f'run_ablation: refused: {error}', file=sys.stderr)
+        return 2
     except subprocess.CalledProcessError as error:
         print(f'run_ablation: a step failed ({error}); fix it and run the same command again '
               '(finished steps are kept)', file=sys.stderr)

@@ -3,8 +3,9 @@
 ``python -m training.bag_info BAG --depth-topic /depth/image_raw [--rgb-topic ...]
 [--camera-info-topic ...] [--tolerance 0.02]``
 
-Use it before training on or replaying a bag: it names the topics with their types and counts,
-and the pairing statistics: usable frames (paired and decodable), unmatched depth and RGB, and
+Use it before training on or replaying a bag: it names the topics with their types, counts,
+rates and (image topics) encoding and size, the topics ``training.finetune`` would pick, and
+the pairing statistics: usable frames (paired and decodable), unmatched depth and RGB, and
 per topic the messages that cannot be decoded (which training skips), with the first reason.
 """
 
@@ -15,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from training.data.rosbag_io import BagError, BagStats, bag_topics, iter_bag_samples
+from training.data.bag_survey import pick_topics, survey_bag
+from training.data.rosbag_io import BagError, BagStats, iter_bag_samples
 
 __all__ = ['main']
 
@@ -32,11 +34,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='largest depth/RGB stamp difference in seconds')
     args = parser.parse_args(argv)
     try:
-        topics = bag_topics(args.bag)
+        topics = survey_bag(args.bag)
         print(f'{args.bag}:')
         width = max((len(t) for t in topics), default=5)
-        for topic, (msgtype, count) in sorted(topics.items()):
-            print(f'  {topic:<{width}}  {msgtype:<34} {count:>7} msgs')
+        for topic, info in sorted(topics.items()):
+            size = f'{info.width}x{info.height}' if info.width else '-'
+            print(f'  {topic:<{width}}  {info.msgtype:<34} {info.encoding or "-":<9} '
+                  f'{size:>9} {info.rate_hz:7.2f} Hz {info.count:>7} msgs')
+        if not args.depth_topic:
+            try:
+                picked = pick_topics(args.bag, topics)
+                print('training.finetune would use: ' + ', '.join(
+                    f'{role} {topic}' for role, topic in picked.items() if topic))
+            except BagError as error:
+                print(f'training.finetune needs a choice: {error.reason}')
         if args.depth_topic:
             stats = BagStats()
             for _ in iter_bag_samples(args.bag, args.depth_topic, args.rgb_topic,

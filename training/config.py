@@ -6,7 +6,7 @@ with ``base: other.yaml`` (a path relative to its own folder): it is then merged
 file instead of near-copying it; lists (e.g. ``data.train``) are replaced, not appended.
 
 :data:`DEFAULTS` follow the paper wherever it says something; every deviation from it is a
-switch listed in :data:`PAPER_DEVIATIONS` (and in the README's table).
+switch listed in :data:`PAPER_DEVIATIONS` (and in the table of docs/training.md).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import yaml
 from dsr_ros.depth_scaling import DepthScaling
 from training.data.sensor_degradation import SensorDegradation
 from training.networks import STRUCTURE_KERNELS as _KERNELS
+from training.weight_init import INITS
 
 __all__ = ['ConfigError', 'DEFAULTS', 'OUTPUT_GATINGS', 'PAPER_DEVIATIONS', 'ROLE_POLICIES',
            'STAGE2_DATA', 'apply_overrides', 'config_chain', 'load_config', 'merge_config',
@@ -32,6 +33,9 @@ OUTPUT_GATINGS = ('none', 'pixel', 'error_ratio')
 STAGE2_DATA = ('mixed', 'rgbd')
 STRUCTURE_KERNELS = tuple(_KERNELS)
 SPNET_SCHEDULES = ('stage2', 'global')
+DISTILL_TARGETS = ('sides', 'final')
+TEACHER_KINDS = ('denet', 'guided')
+UNTRAINED_HEADS = ('error', 'warn')
 
 DEFAULTS: Dict[str, Any] = {
     'name': 'unnamed',
@@ -46,8 +50,12 @@ DEFAULTS: Dict[str, Any] = {
     'dsrnet': {'num_channels': 64, 'num_blocks': 5, 'global_residual': True, 'in_channels': 1,
                'residual_base': 'bicubic'},
     'denet': {'num_channels': 64, 'num_res_blocks': 2},
-    'side_outputs': {'hidden_channels': 32},
+    # residual: a net with a global residual adds its base to its side outputs (ours)
+    'side_outputs': {'hidden_channels': 32, 'residual': False},
     'spnet': {'num_channels': 64, 'num_layers': 5},
+    # The net that teaches DSRNet: 'denet' (RGB only, the paper) or 'guided' (RGB + LR depth,
+    # privileged information of training time; training/guided_teacher.py). Both use 'denet'.
+    'teacher': 'denet',
     'data': {
         'train': [],
         'val': [],
@@ -67,18 +75,36 @@ DEFAULTS: Dict[str, Any] = {
         # sensor + range scaling: widen each patch's range by a random factor up to this, so
         # the net sees edges at the contrast a whole frame's range gives them
         'scaling_jitter': 1.0,
+        # train on each sample's own LR frame (lr_inputs[scale]: a bag's real LR/HR pairs,
+        # training.finetune) instead of degrading the HR frame; needs degradation 'sensor'
+        'given_lr': False,
         'noise_std': 0.0,
         'hole_fraction': 0.0,
         'num_workers': 0,
     },
     'optim': {'lr': 1.0e-3, 'betas': [0.9, 0.99], 'eps': 1.0e-8, 'lr_step_epochs': 50,
-              'lr_gamma': 0.1, 'spnet_schedule': 'stage2'},
+              'lr_gamma': 0.1, 'spnet_schedule': 'stage2',
+              # linear learning-rate warm-up over each optimiser's first steps (0: none)
+              'warmup_steps': 0,
+              # DSRNet's (and the guided teacher's) initialisation: 'torch' (PyTorch's) or
+              # 'residual' (true fan-in, residual head at zero; training/weight_init.py)
+              'init': 'torch'},
     'schedule': {'stage1_epochs': 100, 'stage2_epochs': 100, 'role_policy': 'errors',
                  'stage2_data': 'mixed'},
     'loss': {'ssim_lambda': 0.2, 'gamma': 0.5, 'rho1': 0.1, 'rho2': 0.1, 'affinity_size': 32,
              'affinity_normalize': False, 'output_gating': 'none', 'structure_kernel': 'spsr',
              'side_weight': 0.0, 'distill': True, 'use_output': True, 'use_affinity': True,
-             'use_spnet': True, 'dsr_l2_weight': 0.0},
+             'use_spnet': True, 'dsr_l2_weight': 0.0,
+             # L_O between the side outputs D^n (the paper) or the final outputs D
+             'distill_target': 'sides', 'affinity_temperature': 1.0, 'affinity_center': False},
+    # Run checks (training/stall.py, training/teacher_gate.py, CrossTaskModel.begin_epoch):
+    # a held-out DSRNet error within stall_rel_tol of the residual base's flags the epoch;
+    # teacher_gate refuses to distil from a teacher that does not beat a constant and a
+    # per-image-median predictor and is not within teacher_max_ratio x the student's error;
+    # untrained_heads: 'error' stops, 'warn' warns, when L_O would distil side outputs whose
+    # heads never received a gradient.
+    'checks': {'stall_rel_tol': 5.0e-3, 'teacher_gate': False, 'teacher_max_ratio': 4.0,
+               'untrained_heads': 'warn'},
 }
 
 #: Every switch by which a run may deviate from the paper: ``key: (paper value, why ours
@@ -90,7 +116,22 @@ PAPER_DEVIATIONS: Dict[str, tuple] = {
                                  'paper does not say how it fits (HW)^2 in memory'),
     'loss.output_gating': ('none', 'pixel: L_O only where the teacher is closer to the truth; '
                                    'error_ratio: L_O x min(1, e_student / e_teacher)'),
-    'loss.side_weight': (0.0, 'GT supervision of the side outputs D^n in both stages'),
+    'loss.side_weight': (0.0, 'GT supervision of the side outputs D^n in both stages (deep '
+                              'supervision: our reading, the heads mean nothing untrained)'),
+    'side_outputs.residual': (False, 'side outputs of a global-residual net add its base: '
+                                     'absolute-depth heads kept DSRNet at the bicubic base'),
+    'loss.distill_target': ('sides', 'final: L_O between the final outputs D_sr and D_de'),
+    'loss.affinity_temperature': (1.0, 'softmax(R R^T / T): T < 1 on cosine affinity keeps '
+                                       'rows from being uniform, raw products are one-hot'),
+    'loss.affinity_center': (False, 'subtract each channel\'s mean over positions before the '
+                                    'cosine: our features are 0.99-cosine alike everywhere'),
+    'optim.warmup_steps': (0, 'linear lr warm-up over each optimiser\'s first steps (gentle '
+                              'first steps; alone it did not unstick DSRNet, optim.init did)'),
+    'optim.init': ('torch', 'residual: true-fan-in init, last conv zero: PyTorch\'s default '
+                            'starves the x8 stack of signal and DSRNet sits at the bicubic base'),
+    'checks.teacher_gate': (False, 'refuse to distil from a teacher no better than a '
+                                   'constant / per-image median, or far worse than the '
+                                   'student'),
     'loss.dsr_l2_weight': (0.0, 'L_DSR + w * mean squared error: hedges edges it cannot place '
                                 '(RMSE), for the sensor models'),
     'loss.structure_kernel': ('spsr', 'half: central differences / 2 (halves S_gt)'),
@@ -222,12 +263,24 @@ def validate(config: Dict[str, Any], where: str = 'config') -> None:
         raise ConfigError(f'{where}: scale must be 2, 4, 8 or 16, got {config["scale"]!r}')
     choices = {'schedule.role_policy': ROLE_POLICIES, 'schedule.stage2_data': STAGE2_DATA,
                'loss.output_gating': OUTPUT_GATINGS, 'loss.structure_kernel': STRUCTURE_KERNELS,
-               'optim.spnet_schedule': SPNET_SCHEDULES}
+               'optim.spnet_schedule': SPNET_SCHEDULES,
+               'loss.distill_target': DISTILL_TARGETS,
+               'checks.untrained_heads': UNTRAINED_HEADS,
+               'optim.init': INITS}
     for dotted, allowed in choices.items():
         section, key = dotted.split('.')
         if config[section][key] not in allowed:
             raise ConfigError(f'{where}: {dotted} must be one of {allowed}, got '
                               f'{config[section][key]!r}')
+    if config['teacher'] not in TEACHER_KINDS:
+        raise ConfigError(f'{where}: teacher must be one of {TEACHER_KINDS}, got '
+                          f'{config["teacher"]!r}')
+    if not float(config['loss']['affinity_temperature']) > 0:
+        raise ConfigError(f'{where}: loss.affinity_temperature must be > 0')
+    if int(config['optim']['warmup_steps']) < 0 or float(config['checks']['stall_rel_tol']) < 0:
+        raise ConfigError(f'{where}: optim.warmup_steps and checks.stall_rel_tol must be >= 0')
+    if not float(config['checks']['teacher_max_ratio']) > 0:
+        raise ConfigError(f'{where}: checks.teacher_max_ratio must be > 0')
     if config['data']['patch_size'] % config['scale']:
         raise ConfigError(f'{where}: data.patch_size must be a multiple of scale')
     if not config['data']['train']:

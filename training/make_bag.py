@@ -1,15 +1,16 @@
 """Write a small rosbag2 from a folder of RGB-D frames, to test the node and the bag reader.
 
 ``python -m training.make_bag --input FOLDER --out BAG [--storage sqlite3|mcap] [--rate HZ]
-[--compressed-rgb]``
+[--compressed-rgb] [--depth-topic T] [--rgb-topic T] [--info-topic T]``
 
 The folder has the layout of the ``folder`` reader
 (:func:`training.data.readers.folder.list_folder`): ``depth/`` with 16-bit millimetre PNGs
 (written as ``16UC1``) or float metre .npy/.tiff (written as ``32FC1``, NaN where invalid),
 optional ``rgb/`` or ``color/`` matched by file stem, and optional intrinsics JSON; the Open3D
-RGB-D test data (``color/ + depth/ + camera_primesense.json``) is such a folder. Topics:
-``/depth/image_raw``, ``/color/image_raw`` (``rgb8``) or ``/color/image_raw/compressed`` (JPEG),
-and ``/depth/camera_info``, all sharing one header stamp per frame, ``1 / rate`` seconds apart.
+RGB-D test data (``color/ + depth/ + camera_primesense.json``) is such a folder. Topics
+(default names; ``--depth-topic`` etc. write your driver's): ``/depth/image_raw``,
+``/color/image_raw`` (``rgb8``) or ``/color/image_raw/compressed`` (JPEG), and
+``/depth/camera_info``, all sharing one header stamp per frame, ``1 / rate`` seconds apart.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import List, Optional
 import numpy as np
 
 from training.data.readers import DataError, load_samples
-from training.data.rosbag_io import BagFrame, write_bag
+from training.data.rosbag_io import DEPTH_TOPIC, INFO_TOPIC, RGB_TOPIC, BagFrame, write_bag
 from training.data.sample import RGBDSample
 
 __all__ = ['frame_from_sample', 'main']
@@ -53,6 +54,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--compressed-rgb', action='store_true',
                         help='write RGB as JPEG sensor_msgs/CompressedImage')
     parser.add_argument('--max-frames', type=int, default=None)
+    parser.add_argument('--depth-topic', default=DEPTH_TOPIC, help='depth image topic')
+    parser.add_argument('--rgb-topic', default=RGB_TOPIC,
+                        help='colour topic (/compressed is appended with --compressed-rgb)')
+    parser.add_argument('--info-topic', default=INFO_TOPIC, help='depth camera_info topic')
     parser.add_argument('--png-units-per-metre', type=float, default=1000.0,
                         help='depth PNG scale (1000 = millimetres; TUM uses 5000)')
     args = parser.parse_args(argv)
@@ -63,7 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 'max_samples': args.max_frames})
         frames = [frame_from_sample(s) for s in samples]
         counts = write_bag(args.out, frames, storage=args.storage, rate=args.rate,
-                           compressed_rgb=args.compressed_rgb)
+                           compressed_rgb=args.compressed_rgb, depth_topic=args.depth_topic,
+                           rgb_topic=args.rgb_topic, info_topic=args.info_topic)
     except (DataError, ValueError, FileExistsError) as error:
         print(f'make_bag: {error}', file=sys.stderr)
         return 2

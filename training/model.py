@@ -19,11 +19,27 @@ Step kinds:
   says otherwise.
 
 Every returned term ``l_*`` is the raw (unweighted) value; ``share_*`` is what the term added to
-the loss divided by the task loss, so a negligible term is visible in the log.
+the loss divided by the task loss, so a negligible term is visible in the log; ``frac_*`` is
+each term's part of the student's whole loss (``frac_task`` + the others = 1).
+
+Distillation that carries something (issue 28). The paper's ``L_O`` compares the side outputs
+``D_sr^n`` with ``D_de^n`` (``loss.distill_target: sides``); a side head means something only
+once it has been trained, and the paper does not say how it is. Our reading is deep
+supervision: ``loss.side_weight > 0`` supervises every side output of both nets against
+``D_hr`` in both stages. ``distill_target: final`` distils the final outputs instead. The model
+counts the steps in which each side-output module received a non-zero gradient
+(``head_updates``, kept in training states); distilling from a teacher's heads that never did
+is an error or a loud warning (``checks.untrained_heads``). ``L_A`` takes a temperature
+(``loss.affinity_temperature``) and optional centring (``loss.affinity_center``);
+``optim.warmup_steps`` warms every optimiser's learning rate up linearly; ``optim.init:
+residual`` initialises DSRNet (and the guided teacher) so that their features carry the input
+from the first step (:mod:`training.weight_init`).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import warnings
 from typing import Any, Dict, Iterable, Sequence
 
@@ -33,17 +49,27 @@ from torch import nn
 from dsr_ros.networks import DSRNet
 from training import losses
 from training.distributed import all_reduce_grads
-from training.networks import DENet, SideOutputs, SPNet, structure_map
+from training.guided_teacher import GuidedTeacher, build_teacher, teacher_forward
+from training.networks import SideOutputs, SPNet, structure_map
+from training.weight_init import residual_init
 
-__all__ = ['CrossTaskModel', 'TrainingDiverged', 'ROLE_TEACHER']
+__all__ = ['CrossTaskModel', 'TrainingDiverged', 'ROLE_TEACHER', 'UntrainedHeadError']
+
+LOGGER = logging.getLogger('training.train')
 
 #: Role of a stage-2 epoch (the student) -> the net that teaches.
 ROLE_TEACHER = {'dsr': 'DENet', 'de': 'DSRNet'}
 _FROZEN = {'dsr': ('denet', 'sides_de'), 'de': ('dsrnet', 'sides_sr')}
+#: Side-output module -> the optimiser that updates it.
+_HEAD_OPTIMIZER = {'sides_sr': 'dsr', 'sides_de': 'de'}
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class UntrainedHeadError(ValueError):
+    """L_O would distil side outputs of heads that never received a gradient."""
 
 
 class CrossTaskModel:
@@ -63,6 +89,9 @@ class CrossTaskModel:
         self.cross_task = bool(cross_task)
         self.world = int(world)
         self.dsrnet = DSRNet(scale=config['scale'], **config['dsrnet']).to(device)
+        residual = config['optim'].get('init', 'torch') == 'residual'
+        if residual:  # before any other net draws from the RNG: the same DSRNet in every arm
+            residual_init(self.dsrnet, self.dsrnet.reconstruction[-1])
         if config.get('init_weights'):
             init_dsrnet_from(self.dsrnet, config['init_weights'])
         blocks, width = self.dsrnet.num_blocks, self.dsrnet.num_channels
@@ -70,7 +99,10 @@ class CrossTaskModel:
         self.modules: Dict[str, nn.Module] = {'dsrnet': self.dsrnet, 'sides_sr': self.sides_sr}
         self.optimizers = {'dsr': self._adam([self.dsrnet, self.sides_sr])}
         if self.cross_task:
-            self.denet = DENet(num_stages=blocks, **config['denet']).to(device)
+            # DENet (the paper) or the guided teacher (config 'teacher'), same interface
+            self.denet = build_teacher(config, blocks).to(device)
+            if residual and isinstance(self.denet, GuidedTeacher):
+                residual_init(self.denet, self.denet.reconstruction[-1])
             de_width = config['denet']['num_channels']
             self.sides_de = SideOutputs(de_width, blocks, **config['side_outputs']).to(device)
             self.spnet = SPNet(width, de_width, **config['spnet']).to(device)
@@ -88,6 +120,10 @@ class CrossTaskModel:
             for name, optimizer in self.optimizers.items()}
         #: Weight of L_O this epoch (``loss.output_gating: error_ratio`` changes it).
         self.output_weight = 1.0
+        #: Optimiser steps in which each side-output module received a non-zero gradient.
+        self.head_updates = {name: 0 for name in ('sides_sr', 'sides_de')
+                             if name in self.modules}
+        self._warned: set = set()
 
     def _adam(self, modules: Iterable[nn.Module]) -> torch.optim.Optimizer:
         opt = self.config['optim']
@@ -118,12 +154,49 @@ class CrossTaskModel:
     def begin_epoch(self, role: str, errors: Dict[str, float]) -> None:
         """Freeze this epoch's teacher and set the L_O weight from the held-out errors."""
         self.set_frozen(role)
+        self.check_heads(role)
         self.output_weight = 1.0
         gating = self.config['loss']['output_gating']
         if gating == 'error_ratio' and role in ROLE_TEACHER:
             student, teacher = ('e_dsr', 'e_de') if role == 'dsr' else ('e_de', 'e_dsr')
             # A teacher worse than its student teaches in proportion to how much worse it is.
             self.output_weight = min(1.0, errors[student] / max(errors[teacher], 1e-12))
+
+    def untrained_heads_problem(self, role: str) -> str:
+        """Why this epoch's distillation would read untrained side heads, or ''.
+
+        Stage 1 (``role`` 'both'): the schedule will distil side outputs in stage 2 but stage 1
+        gives them no gradient (``loss.side_weight`` 0), so the first teacher's heads stay
+        random projections. Stage 2: the teacher's side-output module never received one.
+        """
+        loss = self.config['loss']
+        if not (self.cross_task and loss['use_output'] and loss['distill_target'] == 'sides'):
+            return ''
+        fix = ('set loss.side_weight > 0 (deep supervision of the side outputs, our reading of '
+               'the paper) or loss.distill_target: final')
+        if role == 'both':
+            if int(self.config['schedule']['stage2_epochs']) and not loss['side_weight']:
+                return ('L_O will distil the side outputs D^n in stage 2, but stage 1 trains no '
+                        'side head (loss.side_weight is 0): ' + fix)
+            return ''
+        if role not in ROLE_TEACHER:
+            return ''
+        heads = 'sides_de' if role == 'dsr' else 'sides_sr'
+        if self.head_updates.get(heads, 0) > 0:
+            return ''
+        return (f'L_O distils the side outputs of {ROLE_TEACHER[role]}, whose heads ({heads}) '
+                'never received a gradient: they are random projections; ' + fix)
+
+    def check_heads(self, role: str) -> None:
+        """Stop (``checks.untrained_heads: error``) or warn when L_O reads untrained heads."""
+        problem = self.untrained_heads_problem(role)
+        if not problem:
+            return
+        if self.config['checks']['untrained_heads'] == 'error':
+            raise UntrainedHeadError(problem)
+        if problem not in self._warned:  # once per run, not every epoch
+            self._warned.add(problem)
+            LOGGER.warning('%s', problem)
 
     def set_frozen(self, role: str) -> None:
         """Freeze the teacher of a stage-2 epoch (no gradients, never stepped)."""
@@ -194,17 +267,26 @@ class CrossTaskModel:
                 s_depth_sub = s_depth[rows]
                 t_sides = [t.float() for t in t_sides]
                 if cfg['use_output']:
+                    # the paper: side outputs D^n; 'final': the nets' outputs D
+                    s_out, t_out = ((s_sides, t_sides) if cfg['distill_target'] == 'sides'
+                                    else ([s_depth_sub], [t_depth.float()]))
                     gates = None
                     if cfg['output_gating'] == 'pixel':
                         gates = [losses.teacher_better_mask(s, t, sub['hr'], sub['valid'])
-                                 for s, t in zip(s_sides, t_sides)]
-                    terms['l_o'] = losses.output_loss(s_sides, t_sides, gates)
+                                 for s, t in zip(s_out, t_out)]
+                    terms['l_o'] = losses.output_loss(s_out, t_out, gates)
                     added['l_o'] = fraction * cfg['rho2'] * self.output_weight * terms['l_o']
                 if cfg['use_affinity']:
+                    s_float = [f.float() for f in s_feats]
                     terms['l_a'] = losses.affinity_loss(
-                        [f.float() for f in s_feats], [f.float() for f in t_feats],
-                        cfg['affinity_size'], cfg['affinity_normalize'])
+                        s_float, [f.float() for f in t_feats], cfg['affinity_size'],
+                        cfg['affinity_normalize'], cfg['affinity_temperature'],
+                        cfg['affinity_center'])
                     added['l_a'] = fraction * cfg['rho2'] * cfg['gamma'] * terms['l_a']
+                    peak = losses.affinity_row_peak(
+                        [f.detach() for f in s_float], cfg['affinity_size'],
+                        cfg['affinity_normalize'], cfg['affinity_temperature'],
+                        cfg['affinity_center'])
                 if cfg['use_spnet']:
                     sr = (s_feats[-1], s_depth_sub) if student == 'dsr' else \
                         (t_feats[-1], t_depth.float())
@@ -221,15 +303,21 @@ class CrossTaskModel:
         self._update(loss, updated, terms)
         report = _report(terms, task, added)
         report['rgbd_fraction'] = fraction
+        if 'l_a' in terms:
+            report['a_row_peak'] = peak  # 1.0: one-hot rows, L_A carries nothing
         return report
 
     def _forward(self, which: str, batch: Dict[str, torch.Tensor]):
         """``(depth, features, side outputs)`` of DSRNet ('dsr') or DENet ('de')."""
         if which == 'dsr':
             depth, feats = self.dsrnet(batch['lr'], return_features=True)
-            return depth, feats, self.sides_sr(feats)
-        depth, feats = self.denet(batch['rgb'])
-        return depth, feats, self.sides_de(feats)
+            base = (self.dsrnet._residual_base(batch['lr'][:, :1])
+                    if self.sides_sr.residual and self.dsrnet.global_residual else None)
+            return depth, feats, self.sides_sr(feats, base)
+        depth, feats = teacher_forward(self.denet, batch)
+        base = (self.denet.base(batch['lr'])
+                if self.sides_de.residual and isinstance(self.denet, GuidedTeacher) else None)
+        return depth, feats, self.sides_de(feats, base)
 
     def _task_loss(self, which: str, depth: torch.Tensor,
                    batch: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -253,9 +341,31 @@ class CrossTaskModel:
         for name in names:
             self.optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
+        for heads in self.head_updates:
+            # only the modules this step updates: the others may hold an older step's gradient
+            if _HEAD_OPTIMIZER[heads] in names and _received_gradient(self.modules[heads]):
+                self.head_updates[heads] += 1
         for name in names:
             all_reduce_grads(self.optimizers[name], self.world)
-            self.optimizers[name].step()
+            self._step_optimizer(self.optimizers[name])
+
+    def _step_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """One step, at a linearly warmed-up learning rate for the first ``warmup_steps``.
+
+        The scheduled rate is restored right after the step, so the epoch schedules never see
+        the warm-up; the step count is Adam's own (saved with the optimiser's state).
+        """
+        warmup = int(self.config['optim']['warmup_steps'])
+        factor = min(1.0, (_adam_steps(optimizer) + 1) / warmup) if warmup else 1.0
+        if factor >= 1.0:
+            optimizer.step()
+            return
+        scheduled = [group['lr'] for group in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group['lr'] = group['lr'] * factor
+        optimizer.step()
+        for group, rate in zip(optimizer.param_groups, scheduled):
+            group['lr'] = rate
 
     # ----------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -263,10 +373,14 @@ class CrossTaskModel:
         """Sums of ``|D - D_hr|`` over valid pixels of DSRNet and DENet, and the pixel count."""
         with self.autocast():
             d_sr = self.dsrnet(batch['lr']).float()
+            # the residual base (bicubic upsampling of the LR input): a DSRNet at exactly its
+            # error has a dead residual branch (training/stall.py)
+            base = self.dsrnet._residual_base(batch['lr'][:, :1]).float()
             sums = {'e_dsr': (d_sr - batch['hr']).abs().mul(batch['valid']).sum().item(),
+                    'e_base': (base - batch['hr']).abs().mul(batch['valid']).sum().item(),
                     'count': batch['valid'].sum().item()}
             if self.cross_task:
-                d_de, _ = self.denet(batch['rgb'])
+                d_de, _ = teacher_forward(self.denet, batch)
                 sums['e_de'] = ((d_de.float() - batch['hr']).abs()
                                 .mul(batch['valid']).sum().item())
         return sums
@@ -279,7 +393,8 @@ class CrossTaskModel:
     def state_dict(self) -> Dict[str, Any]:
         return {'modules': {name: m.state_dict() for name, m in self.modules.items()},
                 'optimizers': {name: o.state_dict() for name, o in self.optimizers.items()},
-                'schedulers': {name: s.state_dict() for name, s in self.schedulers.items()}}
+                'schedulers': {name: s.state_dict() for name, s in self.schedulers.items()},
+                'head_updates': dict(self.head_updates)}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Restore the nets, optimisers and schedules this model has (a fork may hold more)."""
@@ -289,6 +404,8 @@ class CrossTaskModel:
             optimizer.load_state_dict(state['optimizers'][name])
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state['schedulers'][name])
+        self.head_updates.update({name: int(count) for name, count
+                                  in _head_updates(state).items() if name in self.head_updates})
 
 
 def _side_loss(sides: Sequence[torch.Tensor], target: torch.Tensor,
@@ -299,11 +416,38 @@ def _side_loss(sides: Sequence[torch.Tensor], target: torch.Tensor,
 
 def _report(terms: Dict[str, torch.Tensor], task: torch.Tensor,
             added: Dict[str, torch.Tensor]) -> Dict[str, float]:
-    """Raw terms plus ``share_<term>``: what each auxiliary term added, relative to the task."""
+    """Raw terms, ``share_<term>`` (what each auxiliary term added, relative to the task) and
+    ``frac_<term>`` (each term's part of the whole loss, ``frac_task`` included)."""
     report = {name: value.item() for name, value in terms.items()}
     scale = max(task.item(), 1e-12)
-    report.update({f'share_{name[2:]}': value.item() / scale for name, value in added.items()})
+    added_values = {name[2:]: value.item() for name, value in added.items()}
+    report.update({f'share_{name}': value / scale for name, value in added_values.items()})
+    total = max(task.item() + sum(added_values.values()), 1e-12)
+    report['frac_task'] = task.item() / total
+    report.update({f'frac_{name}': value / total for name, value in added_values.items()})
     return report
+
+
+def _received_gradient(module: nn.Module) -> bool:
+    """Whether any parameter of ``module`` holds a non-zero gradient after a backward."""
+    return any(p.grad is not None and bool(p.grad.detach().abs().sum() > 0)
+               for p in module.parameters())
+
+
+def _adam_steps(optimizer: torch.optim.Optimizer) -> int:
+    """Steps an Adam optimiser has taken (the largest ``step`` among its parameters)."""
+    steps = [float(state['step']) for state in optimizer.state.values() if 'step' in state]
+    return int(max(steps)) if steps else 0
+
+
+def _head_updates(state: Dict[str, Any]) -> Dict[str, int]:
+    """A state's side-head update counts; states older than the count infer it from their
+    config: heads were trained when ``loss.side_weight`` was > 0 for at least one epoch."""
+    if 'head_updates' in state:
+        return dict(state['head_updates'])
+    config = state.get('config') or {}
+    trained = bool(config.get('loss', {}).get('side_weight')) and bool(state.get('history'))
+    return {'sides_sr': int(trained), 'sides_de': int(trained)}
 
 
 def init_dsrnet_from(model: DSRNet, path: str) -> None:
@@ -334,4 +478,26 @@ def init_dsrnet_from(model: DSRNet, path: str) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise ValueError(f'init_weights {path!r} does not fit this DSRNet: {error}') from None
+        raise ValueError(f'init_weights {path!r} does not fit this DSRNet: it is '
+                         f'{_arch_words(source.arch_kwargs())}, the config builds '
+                         f'{_arch_words(model.arch_kwargs())} (dsrnet.* keys; '
+                         f'{mismatch_summary(error)})') from None
+
+
+def _arch_words(arch: Dict[str, Any]) -> str:
+    return (f'{arch["num_channels"]} channels x {arch["num_blocks"]} blocks, '
+            f'{arch["in_channels"]} input channel(s)')
+
+
+def mismatch_summary(error: Exception) -> str:
+    """One line for torch's many-line load_state_dict error: how many weights differ and the
+    first of them (the full dump names every tensor of the net)."""
+    text = str(error)
+    sizes = re.findall(r'size mismatch for ([\w.]+)', text)
+    counts = {kind: len(re.findall(r'"[^"]+"', match.group(1)))
+              for kind in ('Missing', 'Unexpected')
+              for match in [re.search(kind + r' key\(s\) in state_dict: ([^\n]*)', text)]
+              if match}
+    parts = ([f'{len(sizes)} weight shapes differ (first {sizes[0]})'] if sizes else []) + [
+        f'{count} {kind.lower()} weights' for kind, count in counts.items()]
+    return ', '.join(parts) or next((line for line in text.splitlines() if line.strip()), '')

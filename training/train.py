@@ -45,13 +45,16 @@ from training.data.patches import PatchDataset
 from training.data.sample import RGBDSample
 from training.data.sensor_degradation import SensorDegradation
 from training.distributed import all_reduce_mean, init_distributed, shard_indices
-from training.model import ROLE_TEACHER, CrossTaskModel, TrainingDiverged
+from training.model import (ROLE_TEACHER, CrossTaskModel, TrainingDiverged,
+                            mismatch_summary)
 from training.provenance import build_provenance
 from training.run_log import RunLog, negligible_terms
+from training import stall, teacher_gate
 
 __all__ = ['Trainer', 'TrainingDiverged', 'build_datasets', 'checkpoint_normalization',
            'load_data', 'main']
-from training.resume_checks import state_problem
+from training.resume_checks import (DIGEST_KEY, config_differences, digest_problem,
+                                    read_state, resume_command, state_digest, state_problem)
 
 LOGGER = logging.getLogger('training.train')
 STATE_FORMAT = 'dsr_ros.training_state/1'
@@ -71,7 +74,8 @@ def build_datasets(config: Dict[str, Any], train: Sequence[RGBDSample],
                   normalization=data['normalization'],
                   sensor=SensorDegradation.from_config(data['sensor']),
                   scaling=_sensor_scaling(config), scaling_jitter=data['scaling_jitter'],
-                  in_channels=int(config['dsrnet'].get('in_channels', 1)))
+                  in_channels=int(config['dsrnet'].get('in_channels', 1)),
+                  given_lr=bool(data.get('given_lr')))
     noise = dict(rotate180=data['rotate180'], noise_std=data['noise_std'],
                  hole_fraction=data['hole_fraction'])
     sets: Dict[str, Optional[PatchDataset]] = {
@@ -158,7 +162,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> Dict[str, float]:
         """Held-out mean |D - D_hr| (normalised units) of DSRNet and, if present, DENet."""
-        sums = {'e_dsr': 0.0, 'e_de': 0.0, 'count': 0.0}
+        sums = {'e_dsr': 0.0, 'e_de': 0.0, 'e_base': 0.0, 'count': 0.0}
         self.model.train_mode(False)
         for batch in self._loader(self.datasets['val'], 0):
             for key, value in self.model.held_out_sums(self._to_device(batch)).items():
@@ -166,7 +170,7 @@ class Trainer:
         self.model.train_mode(True)
         sums = all_reduce_mean(sums, self.world)
         count = max(sums['count'], 1e-12)
-        return {'e_dsr': sums['e_dsr'] / count,
+        return {'e_dsr': sums['e_dsr'] / count, 'e_base': sums['e_base'] / count,
                 'e_de': sums['e_de'] / count if self.model.cross_task else math.nan}
 
     def _warn_if_one_teacher(self, role: str) -> None:
@@ -224,10 +228,13 @@ class Trainer:
         epoch = self.epoch
         # The held-out errors after the previous epoch are those of the current weights.
         errors = self._last_val if self._last_val_epoch == epoch else self.validate()
+        if epoch == 0 and math.isinf(self.best_val):
+            self._score_start(errors['e_dsr'])
         role = self.model.choose_role(epoch, errors)
         stage = 1 if role == 'both' else 2
         if stage == 2:
             self._warn_if_one_teacher(role)
+            teacher_gate.check_epoch(self, role, errors)
         self.model.begin_epoch(role, errors)
         if self.device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -268,6 +275,7 @@ class Trainer:
                'epoch_s': elapsed, 'peak_mem_mb': _peak_memory_mb(self.device),
                'affinity_mem_bound_mb': self._affinity_bound_mb()}
         row.update({name: sums[name] / counts[name] for name in sorted(sums)})
+        row.update(stall.flag_epoch(val, self.config, self.epoch))
         self.history.append(row)
         if self.rank == 0:
             improved = val['e_dsr'] < self.best_val
@@ -280,6 +288,15 @@ class Trainer:
                 self.save_state(self.out_dir / 'stage1_end.pt')
         return row
 
+    def _score_start(self, e_dsr: float) -> None:
+        """The starting weights (init_weights, or the random start) are the first candidate for
+        best: a run that never beats them exports them, not a worse epoch."""
+        self.best_val = e_dsr
+        if self.rank == 0:
+            self.export(self.out_dir / 'best_dsrnet.pt')
+            LOGGER.info('starting weights: held-out e_dsr %.5f (epoch 0, the one to beat)',
+                        e_dsr)
+
     def _affinity_bound_mb(self) -> float:
         data = self.config['data']
         patch = data['patch_size']
@@ -291,10 +308,10 @@ class Trainer:
         self.log.write(row)
         terms = ' '.join(f'{k}={v:.3g}' for k, v in row.items()
                          if k.startswith(('l_', 'share_')))
-        LOGGER.info('epoch %d/%d stage %d role %s | e_dsr %.5f e_de %.5f | %s | lr %.2e | '
-                    '%.1f samples/s | peak %.0f MB (affinity bound %.1f MB)%s',
+        LOGGER.info('epoch %d/%d stage %d role %s | held-out after it: e_dsr %.5f e_de %.5f '
+                    '| %s | lr %.2e | %.1f samples/s | peak %.0f MB (affinity bound %.1f MB)%s',
                     row['epoch'], self.total_epochs, row['stage'], row['role'],
-                    row['e_dsr_before'], row['e_de_before'], terms, row['lr'],
+                    row['val_e_dsr'], row['val_e_de'], terms, row['lr'],
                     row['samples_per_s'], row['peak_mem_mb'], row['affinity_mem_bound_mb'],
                     ' | new best DSRNet' if improved else '')
         for name, share in negligible_terms(row).items():
@@ -310,7 +327,9 @@ class Trainer:
 
     def save_state(self, path: Path) -> None:
         """Atomic write: a run killed while saving keeps the previous good state."""
-        atomic_torch_save(self.state_dict(), path)
+        state = self.state_dict()
+        state[DIGEST_KEY] = state_digest(state)  # torch does not check its zip CRCs
+        atomic_torch_save(state, path)
 
     def load_state(self, path: Path, fork: bool = False) -> None:
         """Restore a state written by :meth:`save_state`.
@@ -321,22 +340,23 @@ class Trainer:
         config may differ, and the parent's provenance is kept under ``forked_from``.
         """
         try:
-            state = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as error:  # noqa: BLE001 - report any unreadable file the same way
-            raise ConfigError(f'cannot resume from {os.fspath(path)!r}: {error}') from error
-        if not isinstance(state, dict) or state.get('format') != STATE_FORMAT:
-            raise ConfigError(f'cannot resume from {os.fspath(path)!r}: not a training state')
-        problem = state_problem(state, self.total_epochs)
+            state = read_state(path, STATE_FORMAT)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        problem = state_problem(state, self.total_epochs) or digest_problem(state)
         if problem:
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: {problem}')
         if not fork and state['config'] != self.config:
+            keys = config_differences(state['config'], self.config)
             raise ConfigError(f'cannot resume from {os.fspath(path)!r}: it was written with a '
-                              'different config')
+                              f'different config (differs in {", ".join(keys[:8])}'
+                              f'{", ..." if len(keys) > 8 else ""}); start a new --out or '
+                              'restore that config')
         try:
             self.model.load_state_dict(state)
         except (KeyError, RuntimeError, ValueError) as error:
             raise ConfigError(f'cannot start from {os.fspath(path)!r}: its networks do not '
-                              f'match this config ({error})') from error
+                              f'match this config ({mismatch_summary(error)})') from None
         torch.set_rng_state(state['torch_rng'])
         self.epoch = int(state['epoch'])
         self.best_val = float(state['best_val'])
@@ -492,6 +512,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ConfigError, TrainingDiverged, ValueError, OSError) as error:
         LOGGER.error('%s', error)
         return 1
+    except KeyboardInterrupt:
+        print(f'\ninterrupted: finished epochs are kept; continue with: '
+              f'{resume_command("training.train", argv)}', file=sys.stderr)
+        return 130
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

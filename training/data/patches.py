@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dsr_ros.depth_io import valid_mask
 from dsr_ros.depth_scaling import SENSOR_SCALING, Affine, DepthScaling
 from dsr_ros.inference import fill_invalid, make_net_input, prepare_net_input
 from training.data.degradation import add_sensor_noise, degrade
@@ -89,6 +90,10 @@ class PatchDataset(Dataset):
         noise_std, hole_fraction: optional sensor-like corruption of the LR input.
         require_rgb: keep only samples with RGB (for DENet and the cross-task stage).
         seed: base seed.
+        given_lr: (``sensor``) the input is each sample's own LR frame (``lr_inputs[scale]``,
+            a real camera's, e.g. a bag's LR topic) under the HR patch, scaled as the node
+            scales it, instead of the sensor model's degradation; no 180-degree rotation
+            (it would move a decimated stream's samples to the other corner of their blocks).
     """
 
     def __init__(self, samples: Sequence[RGBDSample], scale: int, patch_size: int = 256,
@@ -98,9 +103,11 @@ class PatchDataset(Dataset):
                  hole_fraction: float = 0.0, require_rgb: bool = False, seed: int = 0,
                  sensor: Optional[SensorDegradation] = None,
                  scaling: Optional[DepthScaling] = None, in_channels: int = 1,
-                 scaling_jitter: float = 1.0) -> None:
+                 scaling_jitter: float = 1.0, given_lr: bool = False) -> None:
         if patch_size % scale:
             raise ValueError(f'patch_size {patch_size} must be a multiple of scale {scale}')
+        if given_lr:
+            _check_given(samples, scale, degradation)
         usable = [s for s in samples
                   if min(s.depth.shape) >= patch_size and (s.rgb is not None or not require_rgb)]
         if not usable:
@@ -129,6 +136,8 @@ class PatchDataset(Dataset):
         self._rgb: List[Optional[np.ndarray]] = []
         self._round: List[bool] = []
         self._range: List[tuple] = []
+        self._lr: List[Optional[np.ndarray]] = [
+            s.lr_inputs[self.scale] if given_lr else None for s in usable]
         for sample in usable:
             self._depth.append(fill_invalid(sample.depth.astype(np.float32), sample.valid))
             self._valid.append(sample.valid)
@@ -154,10 +163,16 @@ class PatchDataset(Dataset):
         valid = self._valid[which][rows, cols]
         rgb = self._rgb[which]
         rgb = rgb[rows, cols] if rgb is not None else None
-        if self.rotate180 and rng.random() < 0.5:
+        lr_given = self._lr[which]
+        if self.rotate180 and lr_given is None and rng.random() < 0.5:
             hr, valid = hr[::-1, ::-1], valid[::-1, ::-1]
             rgb = rgb[::-1, ::-1] if rgb is not None else None
-        if self.sensor is not None:
+        if lr_given is not None:
+            lr_given = lr_given[top // self.scale:(top + size) // self.scale,
+                                left // self.scale:(left + size) // self.scale]
+            hr_n, lr_in, lr_valid = self._given_pair(hr, lr_given, self._units[which], rng)
+            valid = valid & np.repeat(np.repeat(lr_valid, self.scale, axis=0), self.scale, axis=1)
+        elif self.sensor is not None:
             hr_n, lr_in = self._sensor_pair(hr, valid, self._units[which], rng)
             # The loss covers what the node outputs: HR pixels under a valid LR pixel (an LR
             # hole's block is invalid in the output, so inpainting it would only cost capacity).
@@ -193,6 +208,16 @@ class PatchDataset(Dataset):
                 lr_valid = ~holes
         return hr_n, make_net_input(lr_n, lr_valid, self.in_channels)
 
+    def _given_pair(self, hr: np.ndarray, lr: np.ndarray, unit: str,
+                    rng: np.random.Generator) -> tuple:
+        """Metric HR patch and the real LR frame under it, scaled as the node scales the LR
+        frame; and where the LR frame is valid (the node outputs nothing under its holes)."""
+        metres = METRIC_UNITS[unit]
+        lr_valid = valid_mask(lr)
+        hr_m, lr_in = self._scaled((hr * metres).astype(np.float32),
+                                   (lr * metres).astype(np.float32), lr_valid, rng)
+        return hr_m, lr_in, lr_valid
+
     def _sensor_pair(self, hr: np.ndarray, valid: np.ndarray, unit: str,
                      rng: np.random.Generator) -> tuple:
         """Metric HR patch, the sensor model's LR input, both scaled as the node scales."""
@@ -203,6 +228,13 @@ class PatchDataset(Dataset):
             hr_m = degraded.target
         if not lr_valid.any():  # nothing survived: fall back to the clean box average
             lr_m, lr_valid = degrade(hr_m, self.scale, 'area'), np.ones(lr_valid.shape, bool)
+        return self._scaled(hr_m, lr_m, lr_valid, rng)
+
+    def _scaled(self, hr_m: np.ndarray, lr_m: np.ndarray, lr_valid: np.ndarray,
+                rng: np.random.Generator) -> tuple:
+        """The net's input and target: the LR frame's scaling (jittered) applied to both."""
+        if not lr_valid.any():  # an all-hole real LR patch: any scaling, the loss mask is empty
+            lr_m, lr_valid = np.ones_like(lr_m), np.ones(lr_valid.shape, bool)
         lr_in, affine = prepare_net_input(lr_m, lr_valid, self.scaling, self.in_channels)
         if self.scaling.mode == 'range' and self.scaling_jitter > 1.0:
             # A patch spans less depth than the frame it comes from: widen its range at random
@@ -229,3 +261,18 @@ class PatchDataset(Dataset):
             if ratio >= self.min_valid_ratio:
                 break
         return best[1:]
+
+
+def _check_given(samples: Sequence[RGBDSample], scale: int, degradation: str) -> None:
+    """Given LR inputs need metric depth, the node's scaling (sensor) and one LR frame of
+    exactly 1/scale the HR size per sample."""
+    if degradation != 'sensor':
+        raise ValueError('given LR inputs are scaled as the node scales them: they need '
+                         f'degradation sensor, got {degradation!r}')
+    for sample in samples:
+        lr = sample.lr_inputs.get(scale)
+        want = (sample.depth.shape[0] // scale, sample.depth.shape[1] // scale)
+        if lr is None or lr.shape != want or sample.unit not in METRIC_UNITS:
+            raise ValueError(f'{sample.name}: given LR training needs metric depth and an LR '
+                             f'frame of {want[1]}x{want[0]} at x{scale} (lr_inputs), got '
+                             f'{None if lr is None else lr.shape[::-1]} in {sample.unit}')

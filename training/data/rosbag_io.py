@@ -32,8 +32,8 @@ from training.data.errors import DataError
 from training.data.mcap_crc import add_chunk_crcs
 from training.data.sample import RGBDSample
 
-__all__ = ['BagError', 'BagStats', 'BagFrame', 'DEPTH_TOPIC', 'RGB_TOPIC', 'INFO_TOPIC',
-           'decode_image', 'decode_compressed', 'iter_bag_samples',
+__all__ = ['BagError', 'BagStats', 'BagFrame', 'DEPTH_ENCODINGS', 'DEPTH_TOPIC', 'RGB_TOPIC',
+           'INFO_TOPIC', 'decode_image', 'decode_compressed', 'iter_bag_samples',
            'read_bag_samples', 'bag_topics', 'write_bag', 'typestore']
 
 LOGGER = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ COMPRESSED = 'sensor_msgs/msg/CompressedImage'
 CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 _DEPTH_ENCODINGS = {'16UC1': ('u2', 'millimetre'), 'mono16': ('u2', 'millimetre'),
                     '32FC1': ('f4', 'metre')}
+#: The encodings a depth topic may have (REP 118 / image_encodings).
+DEPTH_ENCODINGS = tuple(sorted(_DEPTH_ENCODINGS))
 _LOOKBACK = 1.0
 _COLOUR_CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 
@@ -210,6 +212,11 @@ def _open(path: Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise BagError(path, 'bag does not exist')
+    if path.is_dir() and not (path / 'metadata.yaml').is_file():
+        storage = sorted(p.name for p in path.iterdir() if p.suffix in ('.db3', '.mcap'))
+        raise BagError(path, 'the bag folder has no metadata.yaml' + (
+            f' (storage files: {", ".join(storage)}); run `ros2 bag reindex {path}` to '
+            'recreate it' if storage else ' and no .db3 or .mcap file: not a rosbag2 folder'))
     try:
         reader = AnyReader([path], default_typestore=typestore())
         reader.open()
@@ -417,6 +424,9 @@ class _DecodeContext:
             raise BagError(self.path, f'{where} at {stamp:.6f} s cannot be deserialised '
                                       f'({type(error).__name__}: {error})') from error
         label = f'{self.path} ({where} at {stamp:.6f} s)'
+        if where == 'depth' and msgtype == IMAGE and str(msg.encoding) not in _DEPTH_ENCODINGS:
+            raise BagError(label, f'depth topic has encoding {str(msg.encoding)!r}, not a depth '
+                                  f'encoding ({", ".join(DEPTH_ENCODINGS)})')
         if msgtype == COMPRESSED:
             return decode_compressed(msg, label)
         return decode_image(msg, label)
@@ -483,11 +493,14 @@ class _DecodeContext:
 # ---------------------------------------------------------------------------- writing
 def write_bag(path: Path, frames: Sequence[BagFrame], storage: str = 'sqlite3',
               rate: float = 10.0, compressed_rgb: bool = False, start: float = 1.7e9,
-              frame_id: str = 'camera_depth_optical_frame', version: int = 8) -> Dict[str, int]:
+              frame_id: str = 'camera_depth_optical_frame', version: int = 8, *,
+              depth_topic: str = DEPTH_TOPIC, rgb_topic: str = RGB_TOPIC,
+              info_topic: str = INFO_TOPIC) -> Dict[str, int]:
     """Write frames to a new rosbag2 (``storage`` sqlite3 or mcap); return messages per topic.
 
-    Depth goes to :data:`DEPTH_TOPIC`, RGB (``rgb8`` Image, or JPEG CompressedImage on
-    ``<RGB_TOPIC>/compressed``) and CameraInfo (when a frame has intrinsics) share its stamp.
+    Depth goes to ``depth_topic`` (default :data:`DEPTH_TOPIC`), RGB (``rgb8`` Image, or JPEG
+    CompressedImage on ``<rgb_topic>/compressed``) and CameraInfo (``info_topic``, when a frame
+    has intrinsics) share its stamp.
     Frames without a stamp get ``start + i / rate``. Bag format ``version`` 8 is what rosbags
     writes; ROS 2 Humble needs ``ros2 bag reindex`` before it replays such a bag.
     """
@@ -502,19 +515,19 @@ def write_bag(path: Path, frames: Sequence[BagFrame], storage: str = 'sqlite3',
         raise FileExistsError(f'{path} exists; rosbag2 writers never overwrite')
     store = typestore()
     types = store.types
-    counts = {DEPTH_TOPIC: 0}
+    counts = {depth_topic: 0}
     writer = Writer(path, version=version, storage_plugin=plugins[storage])
     with writer:
-        depth_conn = writer.add_connection(DEPTH_TOPIC, IMAGE, typestore=store)
+        depth_conn = writer.add_connection(depth_topic, IMAGE, typestore=store)
         rgb_conn = info_conn = None
-        rgb_topic = RGB_TOPIC + '/compressed' if compressed_rgb else RGB_TOPIC
+        rgb_topic = rgb_topic + '/compressed' if compressed_rgb else rgb_topic
         if any(f.rgb is not None for f in frames):
             rgb_conn = writer.add_connection(rgb_topic, COMPRESSED if compressed_rgb else IMAGE,
                                              typestore=store)
             counts[rgb_topic] = 0
         if any(f.intrinsics is not None for f in frames):
-            info_conn = writer.add_connection(INFO_TOPIC, CAMERA_INFO, typestore=store)
-            counts[INFO_TOPIC] = 0
+            info_conn = writer.add_connection(info_topic, CAMERA_INFO, typestore=store)
+            counts[info_topic] = 0
         for index, frame in enumerate(frames):
             stamp = frame.stamp if frame.stamp is not None else start + index / rate
             header, time_ns = _header(types, stamp, frame_id)
@@ -528,7 +541,7 @@ def write_bag(path: Path, frames: Sequence[BagFrame], storage: str = 'sqlite3',
                                    encoding=encoding, is_bigendian=0, step=step,
                                    data=np.frombuffer(data, np.uint8))
                 writer.write(depth_conn, time_ns, store.serialize_cdr(msg, IMAGE))
-                counts[DEPTH_TOPIC] += 1
+                counts[depth_topic] += 1
             if frame.rgb is not None and rgb_conn is not None:
                 rgb_header, rgb_ns = header, time_ns
                 if frame.rgb_stamp is not None:
@@ -554,7 +567,7 @@ def write_bag(path: Path, frames: Sequence[BagFrame], storage: str = 'sqlite3',
                     and frame.depth is not None):
                 writer.write(info_conn, time_ns,
                              store.serialize_cdr(_camera_info(types, header, frame), CAMERA_INFO))
-                counts[INFO_TOPIC] += 1
+                counts[info_topic] += 1
     if storage == 'mcap':
         add_chunk_crcs(path / f'{path.name}.mcap')  # rosbags leaves them 0 ("not set")
     return counts
