@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere: training/ is beside tools/
     sys.path.insert(0, str(REPO))
 CONFIGS = REPO / 'training' / 'configs'
+from training.ablation import train_command  # noqa: E402 - after the sys.path line
 #: Arm -> seeds (the Table 4 rows once, the two main arms three times).
 ARMS: Dict[str, Sequence[int]] = {'dsr_only': (0, 1, 2), 'lo': (0,), 'la': (0,),
                                   'lo_la': (0,), 'full': (0, 1, 2)}
@@ -61,18 +62,6 @@ def _run(command: List[str], dry_run: bool) -> None:
         subprocess.run(command, cwd=REPO, check=True)
 
 
-def _train_command(config: str, out: Path, seed: int, overrides: Sequence[str],
-                   init_from: Optional[Path] = None) -> List[str]:
-    command = [sys.executable, '-m', 'training.train', '--config',
-               str(CONFIGS / f'{config}.yaml'), '--out', str(out), '--resume', '--no-progress',
-               '--set', f'seed={seed}']
-    for item in overrides:
-        command += ['--set', item]
-    if init_from is not None:
-        command += ['--init-from', str(init_from)]
-    return command
-
-
 class Stage1Refused(RuntimeError):
     """The shared stage 1 did not beat the bicubic base by the margin."""
 
@@ -89,8 +78,8 @@ def run_stage1(runs: Path, seed: int, overrides: Sequence[str], dry_run: bool = 
     state = out / 'stage1_end.pt'
     if not state.exists():
         # Whatever the overrides say, the shared run stops at the end of stage 1.
-        _run(_train_command('ablation_x8_stage1', out, seed,
-                            [*overrides, 'schedule.stage2_epochs=0']), dry_run)
+        _run(train_command('ablation_x8_stage1', out, seed,
+                           [*overrides, 'schedule.stage2_epochs=0']), dry_run)
     if not dry_run:
         problem = stage1_problem(read_history(out / 'history.csv'), margin)
         if problem:
@@ -103,7 +92,7 @@ def run_arm(arm: str, seed: int, runs: Path, results: Path, overrides: Sequence[
     """Stage 2 of one arm from its seed's stage-1 state, then export its final DSRNet."""
     start = run_stage1(runs, seed, overrides, dry_run, margin)
     out = runs / arm / f'seed{seed}'
-    _run(_train_command(f'ablation_x8_{arm}', out, seed, overrides, start), dry_run)
+    _run(train_command(f'ablation_x8_{arm}', out, seed, overrides, start), dry_run)
     target = results / arm / f'seed{seed}' / 'dsrnet.pt'
     _run([sys.executable, '-m', 'training.export', '--run', str(out), '--which', 'final',
           '--out', str(target)], dry_run)

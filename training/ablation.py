@@ -83,8 +83,9 @@ class StepFailed(RuntimeError):
     """A training or export step failed for a reason other than the teacher gate."""
 
 
-def _train_command(config: str, out: Path, seed: int, overrides: Sequence[str],
-                   init_from: Optional[Path] = None) -> List[str]:
+def train_command(config: str, out: Path, seed: int, overrides: Sequence[str],
+                  init_from: Optional[Path] = None) -> List[str]:
+    """The ``training.train`` command of one ablation run (resumable, seeded, overridden)."""
     command = [sys.executable, '-m', 'training.train', '--config',
                str(CONFIGS / f'{config}.yaml'), '--out', str(out), '--resume', '--no-progress',
                '--set', f'seed={seed}']
@@ -123,8 +124,8 @@ def run_stage1(spec: TableSpec, teacher: str, seed: int, runs: Path, results: Pa
         _PLANNED.add(out)
     if not state.exists():
         # whatever the overrides say, a stage-1 run stops at the end of stage 1
-        command = _train_command(spec.stage1[teacher], out, seed,
-                                 [*overrides, 'schedule.stage2_epochs=0'])
+        command = train_command(spec.stage1[teacher], out, seed,
+                                [*overrides, 'schedule.stage2_epochs=0'])
         if _run(command, dry_run):
             raise StepFailed(f'stage 1 ({teacher}, seed {seed}) failed; see its log above')
     if dry_run:
@@ -156,7 +157,7 @@ def run_arm(spec: TableSpec, arm: str, seed: int, runs: Path, results: Path,
     out = runs / arm / f'seed{seed}'
     gate = _gate(out)
     if gate is None or gate['passed']:
-        code = _run(_train_command(config, out, seed, overrides, start), dry_run)
+        code = _run(train_command(config, out, seed, overrides, start), dry_run)
         gate = _gate(out)
         if code and not (gate and not gate['passed']):
             raise StepFailed(f'{arm} seed {seed} failed; see its log above (finished epochs '
