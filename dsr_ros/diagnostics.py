@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping
 
-from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 __all__ = ['DIAGNOSTIC_VALUE_CHARS', 'DiagnosticsReporter', 'NodeState']
@@ -57,8 +56,9 @@ class DiagnosticsReporter:
         self._last_counters: Dict[str, int] = {}
 
     def array(self, snap: Mapping[str, Any], state: NodeState,
-              stamp: TimeMsg) -> DiagnosticArray:
-        """The message for ``snap`` (a FlowStats snapshot) and ``state``, stamped ``stamp``."""
+              stamp: Any) -> DiagnosticArray:
+        """The message for ``snap`` (a FlowStats snapshot) and ``state``, stamped ``stamp``
+        (a ``builtin_interfaces/Time``, the node clock's ``now().to_msg()``)."""
         new = {name: snap[name] - self._last_counters.get(name, 0)
                for name in _PROBLEM_COUNTERS}
         self._last_counters = {name: snap[name] for name in new}
