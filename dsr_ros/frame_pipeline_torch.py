@@ -301,13 +301,7 @@ class TorchFramePipeline:
         per frame shape and settings when ``frame_graphs`` is set and no memory budget
         applies), one copy out."""
         res = self.resolver
-        geometry = res._geometry(geometry)
-        depth = np.asarray(depth)
-        if depth.ndim != 2 or depth.shape[0] < 1 or depth.shape[1] < 1:
-            raise ValueError(f'expected a non-empty 2-D depth image, got shape {depth.shape}')
-        if depth.dtype not in (np.uint16, np.float32, np.float64):
-            raise ValueError(f'expected uint16 (mm) or float32 (m) depth, got {depth.dtype}')
-        res._admit(depth.shape)
+        depth, geometry = res.accept_frame(depth, geometry)
         move = res.output_move(geometry) if geometry is not None else None
         frame = self._upload(depth)
 

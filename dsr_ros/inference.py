@@ -252,13 +252,7 @@ class DepthSuperResolver:
             except Exception as error:  # noqa: BLE001 - a device path must not stop frames
                 self.frames = self.frames.numpy_fallback(error)
                 LOGGER.error(self.frames.line)
-        geometry = self._geometry(geometry)
-        depth = np.asarray(depth)
-        if depth.ndim != 2 or depth.shape[0] < 1 or depth.shape[1] < 1:
-            raise ValueError(f'expected a non-empty 2-D depth image, got shape {depth.shape}')
-        if depth.dtype not in (np.uint16, np.float32, np.float64):
-            raise ValueError(f'expected uint16 (mm) or float32 (m) depth, got {depth.dtype}')
-        self._admit(depth.shape)
+        depth, geometry = self.accept_frame(depth, geometry)
         valid = valid_mask(depth)
         if max_depth is not None and max_depth > 0:
             valid &= depth <= max_depth
@@ -282,6 +276,19 @@ class DepthSuperResolver:
             if geometry.decimated and self.keep_samples:
                 result = keep_samples(result, metres, valid, geometry.phase)
         return self._encode(result, valid, depth.dtype)
+
+    def accept_frame(self, depth: np.ndarray, geometry: Optional[SamplingGeometry]
+                     ) -> Tuple[np.ndarray, Optional[SamplingGeometry]]:
+        """The host-side checks every frame pipeline (numpy or torch) starts with: a non-empty
+        2-D uint16 or float frame that fits the memory budget, and the geometry it is run in
+        (``geometry``, or what ``sampling_phase`` implies)."""
+        depth = np.asarray(depth)
+        if depth.ndim != 2 or depth.shape[0] < 1 or depth.shape[1] < 1:
+            raise ValueError(f'expected a non-empty 2-D depth image, got shape {depth.shape}')
+        if depth.dtype not in (np.uint16, np.float32, np.float64):
+            raise ValueError(f'expected uint16 (mm) or float32 (m) depth, got {depth.dtype}')
+        self._admit(depth.shape)
+        return depth, self._geometry(geometry)
 
     def geometry_problem(self, geometry: SamplingGeometry) -> str:
         """Why this net cannot serve ``geometry`` (its output would be misplaced), or ''."""
