@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -32,9 +31,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from dsr_ros.demo import bicubic_baseline
-from dsr_ros.depth_io import valid_mask
+from dsr_ros.demo import bicubic_baseline, depth_errors_mm, stop_node_process
+from dsr_ros.depth_io import to_metres, valid_mask
 from dsr_ros.ros_args import default_params_file, node_command
+from training.sensor_suite import upsample_nearest
 
 DATA = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'open3d_rgbd_testdata'
 SCALE = 4
@@ -83,17 +83,14 @@ def decimate_as_image_proc(frame_mm: np.ndarray, convention: str, name: str) -> 
     height = height or frame_mm.shape[0]
     crop = frame_mm[y:y + height, x:x + width]
     lr = np.ascontiguousarray(crop[::SCALE, ::SCALE])
-    truth = crop[:lr.shape[0] * SCALE, :lr.shape[1] * SCALE].astype(np.float32) / 1000.0
-    truth[truth == 0] = np.nan
+    truth = to_metres(crop[:lr.shape[0] * SCALE, :lr.shape[1] * SCALE])
     roi = (0, 0, 0, 0) if CONVENTIONS[convention] == (0, 0, 0, 0) else (x, y, height, width)
     return Case(name, convention, lr, truth, roi)
 
 
 def nearest_baseline(lr_mm: np.ndarray) -> np.ndarray:
-    """Each LR pixel as an s x s block, in metres (holes stay holes)."""
-    metres = lr_mm.astype(np.float32) / 1000.0
-    metres[lr_mm == 0] = np.nan
-    return np.kron(metres, np.ones((SCALE, SCALE), np.float32))
+    """Each LR pixel as an s x s block, in metres (holes stay holes): the suite's nearest."""
+    return upsample_nearest(to_metres(lr_mm), SCALE)
 
 
 def _camera_info(header: Any, case: Case) -> Any:
@@ -164,11 +161,7 @@ def run_node(cases: Sequence[Case], parameters: Dict[str, Any], log_path: Path,
                             time.monotonic() < resend_at):
                         executor.spin_once(timeout_sec=0.05)
         finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_node_process(process, timeout=15.0)
             executor.shutdown()
             node.destroy_node()
             rclpy.try_shutdown()
@@ -195,54 +188,54 @@ def _ray_check(case: Case, info: Any) -> bool:
 
 def score(cases: Sequence[Case], outputs: Dict[int, Tuple[Any, Any]]) -> Dict[str, Any]:
     """Pooled MAD / RMSE (mm) of SR, nearest and bicubic over the pixels all three cover:
-    over every frame (``summary``) and per source (``by_source``)."""
-    result = _pooled(cases, outputs)
-    result['by_source'] = {}
-    for source in SOURCES:
-        chosen = [i for i, case in enumerate(cases) if case.name.startswith(source)]
-        if chosen:
-            result['by_source'][source] = _pooled(
-                [cases[i] for i in chosen],
-                {k: outputs[i] for k, i in enumerate(chosen) if i in outputs})['summary']
-    return result
+    over every frame (``summary``) and per source (``by_source``); each frame is decoded and
+    scored once."""
+    scored = [_score_case(case, outputs.get(index)) for index, case in enumerate(cases)]
+    by_source = {source: _summary([item for case, item in zip(cases, scored)
+                                   if case.name.startswith(source)])
+                 for source in SOURCES if any(c.name.startswith(source) for c in cases)}
+    return {'summary': _summary(scored), 'cases': [item['row'] for item in scored],
+            'frames': len(cases), 'by_source': by_source}
 
 
-def _pooled(cases: Sequence[Case], outputs: Dict[int, Tuple[Any, Any]]) -> Dict[str, Any]:
+def _score_case(case: Case, output: Optional[Tuple[Any, Any]]) -> Dict[str, Any]:
+    """One frame's row, and per method the (estimate, truth, mask) its errors pool over."""
+    row: Dict[str, Any] = {'frame': case.name, 'convention': case.convention,
+                           'out': output is not None}
+    if output is None:
+        return {'row': row, 'methods': {}}
     from dsr_ros.messages import depth_from_msg
-    errors: Dict[str, List[np.ndarray]] = {'sr': [], 'nearest': [], 'bicubic': []}
-    per_case = []
-    for index, case in enumerate(cases):
-        if index not in outputs:
-            per_case.append({'frame': case.name, 'convention': case.convention, 'out': False})
-            continue
-        image, info = outputs[index]
-        sr = depth_from_msg(image).astype(np.float32) / 1000.0
-        sr[sr == 0] = np.nan
-        methods = {'sr': sr, 'nearest': nearest_baseline(case.lr_mm),
-                   'bicubic': bicubic_baseline(case.lr_mm, SCALE)}
-        mask = valid_mask(case.truth_m)
-        for estimate in methods.values():
-            mask &= valid_mask(estimate)
-        row = {'frame': case.name, 'convention': case.convention, 'out': True,
-               'camera_info': info is not None,
-               'rays_match': info is not None and _ray_check(case, info)}
-        for name, estimate in methods.items():
-            diff = (estimate[mask] - case.truth_m[mask]).astype(np.float64) * 1000.0
-            errors[name].append(diff)
-            row[f'{name}_mad_mm'] = float(np.abs(diff).mean())
-        per_case.append(row)
-    pooled = {name: np.concatenate(values) if values else np.zeros(0)
-              for name, values in errors.items()}
-    summary = {f'{name}_{stat}': (float(np.abs(d).mean()) if stat == 'mad_mm'
-                                  else float(np.sqrt((d ** 2).mean())))
-               for name, d in pooled.items() for stat in ('mad_mm', 'rmse_mm') if d.size}
-    if pooled['sr'].size:
+    image, info = output
+    methods = {'sr': to_metres(depth_from_msg(image)), 'nearest': nearest_baseline(case.lr_mm),
+               'bicubic': bicubic_baseline(case.lr_mm, SCALE)}
+    mask = valid_mask(case.truth_m)
+    for estimate in methods.values():
+        mask &= valid_mask(estimate)
+    row.update(camera_info=info is not None,
+               rays_match=info is not None and _ray_check(case, info))
+    for name, estimate in methods.items():
+        row[f'{name}_mad_mm'] = depth_errors_mm([estimate], [case.truth_m], [mask]).mad_mm
+    return {'row': row, 'methods': {name: (estimate, case.truth_m, mask)
+                                    for name, estimate in methods.items()}}
+
+
+def _summary(scored: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Errors pooled over the frames that came out (``depth_errors_mm``), their ratios, and
+    the counts of frames, camera_infos and matching rays."""
+    summary: Dict[str, Any] = {}
+    out = [item['methods'] for item in scored if item['methods']]
+    if out:
+        for name in ('sr', 'nearest', 'bicubic'):
+            estimates, truths, masks = zip(*(methods[name] for methods in out))
+            metrics = depth_errors_mm(estimates, truths, masks)
+            summary[f'{name}_mad_mm'], summary[f'{name}_rmse_mm'] = metrics.mad_mm, metrics.rmse_mm
         summary['sr_over_nearest_mad'] = summary['sr_mad_mm'] / summary['nearest_mad_mm']
         summary['sr_over_bicubic_rmse'] = summary['sr_rmse_mm'] / summary['bicubic_rmse_mm']
-    summary['frames_out'] = sum(r['out'] for r in per_case)
-    summary['camera_info_out'] = sum(r.get('camera_info', False) for r in per_case)
-    summary['rays_match'] = sum(r.get('rays_match', False) for r in per_case)
-    return {'summary': summary, 'cases': per_case, 'frames': len(cases)}
+    rows = [item['row'] for item in scored]
+    summary['frames_out'] = sum(r['out'] for r in rows)
+    summary['camera_info_out'] = sum(r.get('camera_info', False) for r in rows)
+    summary['rays_match'] = sum(r.get('rays_match', False) for r in rows)
+    return summary
 
 
 def markdown(results: Dict[str, Dict[str, Any]]) -> str:

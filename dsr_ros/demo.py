@@ -36,7 +36,7 @@ from dsr_ros.ros_args import default_params_file, node_command
 from dsr_ros.scene import DepthScene, SceneConfig
 from dsr_ros.weights import DEFAULT_WEIGHTS_NAME, default_weights_path
 
-__all__ = ['Metrics', 'bicubic_baseline', 'depth_errors_mm', 'main']
+__all__ = ['Metrics', 'bicubic_baseline', 'depth_errors_mm', 'main', 'stop_node_process']
 
 NAMESPACE = 'dsr_demo'
 #: Width/depth of the random network used when no trained model is available: small, so the
@@ -244,17 +244,23 @@ def _run_ros(args: argparse.Namespace, scene: DepthScene, frames: list,
             while time.monotonic() < end:
                 executor.spin_once(timeout_sec=0.1)
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_node_process(process)
             executor.shutdown()
             node.destroy_node()
             rclpy.try_shutdown()
     return run
+
+
+def stop_node_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGINT a node process started by a demo (its clean shutdown), SIGKILL it if it has
+    not exited within ``timeout`` seconds, and reap it."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _camera_info(header, scene: DepthScene):
