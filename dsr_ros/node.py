@@ -53,7 +53,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from dsr_ros.cpu_tuning import malloc_tuning_wanted, tune_malloc
-from dsr_ros.camera_info import check_camera_info, effective_intrinsics, output_camera_info
+from dsr_ros.camera_info import (CameraGeometry, check_camera_info, effective_intrinsics,
+                                 output_camera_info)
 from dsr_ros.depth_io import FrameError, convert_depth
 from dsr_ros.diagnostics import DiagnosticsReporter, NodeState
 from dsr_ros.inference import FrameTooLarge, InferenceStopped
@@ -232,17 +233,17 @@ class DepthSuperResolutionNode(Node):
             self._submit(*pair)
 
     def _submit(self, frame: _Frame, info: Optional[CameraInfo]) -> None:
-        if info is not None:
+        camera = None if info is None else camera_geometry_from_msg(info)
+        if camera is not None:
             try:
-                check_camera_info(camera_geometry_from_msg(info), frame.depth.shape[1],
-                                  frame.depth.shape[0])
+                check_camera_info(camera, frame.depth.shape[1], frame.depth.shape[0])
             except FrameError as error:
                 if self._require_info:
                     self._reject(error)
                     return
                 self._log_throttled('camera_info', f'{error}; publishing without camera_info')
-                info = None
-        if self._slot.put((frame, info)) is not None:
+                info = camera = None
+        if self._slot.put((frame, info, camera)) is not None:
             self._stats.count('dropped')
             dropped = self._stats.counters['dropped']
             self._log_throttled('dropped', f'inference is slower than the input: dropped '
@@ -316,7 +317,10 @@ class DepthSuperResolutionNode(Node):
                 self._log_throttled('inference', f'inference failed, frame skipped: {reason}',
                                     error=True)
 
-    def _process(self, frame: _Frame, info: Optional[CameraInfo]) -> None:
+    def _process(self, frame: _Frame, info: Optional[CameraInfo],
+                 camera: Optional[CameraGeometry]) -> None:
+        """One frame: ``info`` is its camera_info message, ``camera`` the geometry read from it
+        (and checked) in :meth:`_submit`."""
         settings, resolver = self._settings, self._resolver
         geometry = self._frame_geometry(settings, info)
         served = not self._note_geometry(geometry)
@@ -333,7 +337,7 @@ class DepthSuperResolutionNode(Node):
         depth = convert_depth(depth, '32FC1' if name == '32FC1' else '16UC1')
         self._image_pub.publish(depth_to_msg(depth, frame.header, name))
         if info is not None:
-            out = output_camera_info(camera_geometry_from_msg(info), self._scale,
+            out = output_camera_info(camera, self._scale,
                                      frame.depth.shape[1], frame.depth.shape[0],
                                      geometry.position(self._scale))
             self._info_pub.publish(camera_info_msg(out, info, frame.header))
