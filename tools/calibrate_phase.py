@@ -45,19 +45,26 @@ def phases_for(scale: int) -> List[Tuple[int, int]]:
     return [(r, c) for r in range(0, scale, step) for c in range(0, scale, step)]
 
 
-def calibrate(weights: Path, data_root: Path) -> Dict[str, Any]:
+def validation_frames(data_root: Path) -> List[Any]:
+    """The suite's validation frames (held-out Lu views, validation rooms), read once for every
+    checkpoint and both measurements; a clear error when there are none."""
+    from training.sensor_suite import load_frames
+    frames, missing = load_frames(data_root, VALIDATION_SETS, split='val')
+    if not frames:
+        raise ValueError(f'no validation frames under {data_root}: {missing}')
+    return frames
+
+
+def calibrate(weights: Path, frames: Sequence[Any]) -> Dict[str, Any]:
     """Per candidate alignment, the mean SR / nearest MAD with the output moved to the phase."""
     from dsr_ros.depth_io import valid_mask
     from dsr_ros.inference import DepthSuperResolver
     from dsr_ros.sampling_phase import shift_output
     from training.data import sensor_degradation as sd
-    from training.sensor_suite import _crop, filled_frame, load_frames, upsample_nearest
+    from training.sensor_suite import _crop, filled_frame, upsample_nearest
     resolver = DepthSuperResolver.from_checkpoint(weights, device='cpu')
     resolver.sampling_phase = None  # measure the net's own placement
     scale = resolver.scale
-    frames, missing = load_frames(data_root, VALIDATION_SETS, split='val')
-    if not frames:
-        raise ValueError(f'no validation frames under {data_root}: {missing}')
     phases = phases_for(scale)
     candidates = [(r, c) for r in range(scale) for c in range(scale)]
     # ratio[p][a]: list over frames of MAD(SR moved by p - a) / MAD(nearest)
@@ -96,19 +103,16 @@ def calibrate(weights: Path, data_root: Path) -> Dict[str, Any]:
 NATIVE_MOVES = tuple(step / 4.0 for step in range(-4, 5))
 
 
-def calibrate_native(weights: Path, data_root: Path) -> Dict[str, Any]:
+def calibrate_native(weights: Path, frames: Sequence[Any]) -> Dict[str, Any]:
     """Where the net places a native (area-averaged, centred-footprint) sample: the move of
     its output that minimises SR / bicubic MAD on the validation frames, and the alignment it
     implies (``(s - 1) / 2 - move``)."""
     from dsr_ros.depth_io import valid_mask
     from dsr_ros.inference import DepthSuperResolver
     from dsr_ros.sampling_phase import move_output
-    from training.sensor_suite import _crop, degrade_frame, load_frames, upsample_bicubic_masked
+    from training.sensor_suite import _crop, degrade_frame, upsample_bicubic_masked
     resolver = DepthSuperResolver.from_checkpoint(weights, device='cpu', native_alignment=None)
     scale = resolver.scale
-    frames, missing = load_frames(data_root, VALIDATION_SETS, split='val')
-    if not frames:
-        raise ValueError(f'no validation frames under {data_root}: {missing}')
     moves = [(r, c) for r in NATIVE_MOVES for c in NATIVE_MOVES]
     ratios: Dict[Tuple[float, float], List[float]] = {move: [] for move in moves}
     for index, frame in enumerate(frames):
@@ -196,11 +200,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='measure the point alignment only (not the native one)')
     args = parser.parse_args(argv)
     results = []
+    frames: Optional[List[Any]] = None
     for path in args.weights:
         try:
-            result = calibrate(path, args.data_root)
+            frames = frames if frames is not None else validation_frames(args.data_root)
+            result = calibrate(path, frames)
             if not args.point_only:
-                result.update(calibrate_native(path, args.data_root))
+                result.update(calibrate_native(path, frames))
         except ValueError as error:  # CheckpointError is a ValueError
             print(f'calibrate_phase: {error}', file=sys.stderr)
             return 2
