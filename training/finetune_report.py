@@ -45,17 +45,20 @@ REAL_LABEL = 'real LR frames (the bag\'s LR topic)'
 BASELINES = ('nearest', 'bicubic')
 
 
+def _evenly_spaced(items: Sequence[Any], limit: int) -> List[Any]:
+    """At most ``limit`` of ``items``, evenly spaced from the first to the last."""
+    if not items:
+        return []
+    picks = np.unique(np.linspace(0, len(items) - 1, min(limit, len(items))).round())
+    return [items[int(index)] for index in picks]
+
+
 def held_out_frames(samples: Sequence[RGBDSample], scale: int, limit: int = 8
                     ) -> List[np.ndarray]:
     """Up to ``limit`` evenly spaced held-out frames in metres (NaN = invalid), at most
     480 x 640 (centre crop) and cropped to a multiple of ``scale``."""
-    metric = [s for s in samples if s.unit in METRIC_UNITS]
-    if not metric:
-        return []
-    picks = np.unique(np.linspace(0, len(metric) - 1, min(limit, len(metric))).round())
     frames = []
-    for index in picks.astype(int):
-        sample = metric[index]
+    for sample in _evenly_spaced([s for s in samples if s.unit in METRIC_UNITS], limit):
         depth = np.where(sample.valid, sample.depth * METRIC_UNITS[sample.unit], np.nan)
         depth = _crop(depth.astype(np.float32), 480, 640)
         rows, cols = (depth.shape[0] // scale) * scale, (depth.shape[1] // scale) * scale
@@ -68,13 +71,9 @@ def held_out_pairs(samples: Sequence[RGBDSample], scale: int, limit: int = 8,
                    ) -> List[Tuple[np.ndarray, np.ndarray, Optional[SamplingGeometry]]]:
     """Up to ``limit`` evenly spaced held-out ``(HR, real LR, geometry)`` in metres (NaN =
     invalid), the same centre crop (at most 480 x 640, on the LR grid) of both."""
-    paired = [s for s in samples if s.unit in METRIC_UNITS and scale in s.lr_inputs]
-    if not paired:
-        return []
-    picks = np.unique(np.linspace(0, len(paired) - 1, min(limit, len(paired))).round())
     pairs = []
-    for index in picks.astype(int):
-        sample = paired[index]
+    for sample in _evenly_spaced([s for s in samples
+                                  if s.unit in METRIC_UNITS and scale in s.lr_inputs], limit):
         metres = METRIC_UNITS[sample.unit]
         hr = np.where(sample.valid, sample.depth * metres, np.nan).astype(np.float32)
         lr = sample.lr_inputs[scale] * metres
