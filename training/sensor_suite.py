@@ -476,13 +476,13 @@ def evaluate_suite(resolver: DepthSuperResolver, frames: Sequence[Frame],
                              left * scale:(left + lr.shape[1]) * scale]
         else:
             lr, clean = degrade_frame(gt, family, scale, rng, with_clean=True)
-        outputs = _run_methods(resolver, lr, scale, geometry_of_family(family, phase))
+        geometry = geometry_of_family(family, phase)
+        outputs = _run_methods(resolver, lr, scale, geometry)
         row = {'dataset': frame.dataset, 'frame': frame.name, 'family': family,
                **score(outputs, gt, lr, scale)}
         if family in ('point_holes', 'native_holes', 'point_holes_phase_known'):
             row['near_holes'] = near_hole_ratio(resolver, gt, lr, clean, scale,
-                                                with_holes=outputs['sr'],
-                                                geometry=geometry_of_family(family, phase))
+                                                with_holes=outputs['sr'], geometry=geometry)
         rows.append(row)
         if keep_maps and family not in maps:
             maps[family] = dict(outputs, gt=gt[:lr.shape[0] * scale, :lr.shape[1] * scale],
