@@ -67,7 +67,7 @@ test-jazzy: setup-jazzy
 	DSR_ROS_TEST_DISTRO=jazzy $(JAZZY_PY) -m pytest -ra $(JAZZY_TESTS)
 
 lint: setup
-	$(PY) -m flake8 dsr_ros training benchmarks test tools launch setup.py
+	$(PY) -m flake8 dsr_ros training benchmarks test launch setup.py
 
 bench: setup
 	$(PY) -m benchmarks --out out/benchmark

@@ -26,7 +26,7 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
-            f'dsr_node = {PACKAGE}.node:main',
+            f'dsr_node = {PACKAGE}.ros.node:main',
             f'dsr_demo = {PACKAGE}.demo:main',
         ],
     },

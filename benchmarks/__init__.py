@@ -7,7 +7,8 @@ benchmarks.pareto`` builds the model ladder's speed/quality table and plot. One 
 
 * :mod:`benchmarks.frames`: the depth frame the benchmark feeds (a procedural room with holes),
 * :mod:`benchmarks.flops`: convolution FLOPs per frame, counted from module shapes,
-* :mod:`benchmarks.memory`: peak memory of a measurement,
+* :mod:`benchmarks.memory`: peak memory of a measurement, and of one frame in a fresh
+  process (``python -m benchmarks.memory``: the calibration of dsr_ros.memory_budget),
 * :mod:`benchmarks.timing`: interleaved timing in a worker thread, summaries,
 * :mod:`benchmarks.matmul`: the matmul reference,
 * :mod:`benchmarks.variants`: ways of running the net (precision, layout, compile, ONNX

@@ -128,7 +128,7 @@ def _start_node(opts: argparse.Namespace, settings: Settings, notes: List[str]
         notes.append(f'node: skipped ({error})')
         return None
     domain = isolate_dds(opts.domain_id)
-    notes.append(f'node: dsr_ros.node over Fast DDS on loopback, ROS_DOMAIN_ID {domain}; '
+    notes.append(f'node: dsr_ros.ros.node over Fast DDS on loopback, ROS_DOMAIN_ID {domain}; '
                  'lockstep = next frame after the previous result, flood = 2x that rate '
                  f'(max {opts.node_rate:g}/s), the node keeps the newest frame')
     return NodeBench(settings, rate_hz=opts.node_rate,
@@ -139,7 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Run the benchmark, print Markdown, write JSON + Markdown; return the report dict."""
     opts = parse_args(argv)
     if opts.malloc_tuning:
-        tune_malloc()  # before the worker threads allocate, as dsr_ros.node.main does
+        tune_malloc()  # before the worker threads allocate, as dsr_ros.ros.node.main does
     out_dir = Path(opts.out)
     if opts.threads:
         torch.set_num_threads(opts.threads)

@@ -40,7 +40,8 @@ from benchmarks.report import fmt, machine_meta
 from benchmarks.timing import Timed, in_worker_thread, summarize, sync_for, time_round_robin
 from dsr_ros.cuda_graphs import CudaGraphRunner
 from dsr_ros.depth_scaling import DepthScaling
-from dsr_ros.inference import DepthSuperResolver, resolve_device
+from dsr_ros.device import resolve_device
+from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.tensorrt_backend import import_tensorrt, output_error_mm
 from dsr_ros.weights import shipped_weights
 

@@ -1,4 +1,4 @@
-"""The node through DDS: a publisher in this process -> a ``dsr_ros.node`` process -> a
+"""The node through DDS: a publisher in this process -> a ``dsr_ros.ros.node`` process -> a
 subscriber in this process.
 
 ``lockstep`` publishes the next frame only after the previous result came back (pure per-frame
@@ -58,8 +58,8 @@ def process_env(variant: Variant) -> Dict[str, str]:
 
 
 def node_command(case: Case, variant: Variant) -> List[str]:
-    """``python -m dsr_ros.node`` with the case's checkpoint and the variant's parameters."""
-    command = [sys.executable, '-m', 'dsr_ros.node', '--ros-args', '-r', '__node:=dsr_node']
+    """``python -m dsr_ros.ros.node`` with the case's checkpoint and the variant's parameters."""
+    command = [sys.executable, '-m', 'dsr_ros.ros.node', '--ros-args', '-r', '__node:=dsr_node']
     params_file = REPO / 'config' / 'dsr.yaml'
     if params_file.is_file():
         command += ['--params-file', str(params_file)]
@@ -74,7 +74,7 @@ def node_command(case: Case, variant: Variant) -> List[str]:
 
 
 class NodeBench:
-    """Publisher and subscriber around a ``dsr_ros.node`` process, in this process.
+    """Publisher and subscriber around a ``dsr_ros.ros.node`` process, in this process.
 
     Images are published reliable (a reliable writer matches best-effort and reliable
     readers) with their CameraInfo of the same stamp; the output subscription takes the

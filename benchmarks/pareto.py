@@ -5,7 +5,7 @@ x4 from 160x120 to 640x480 in fp32 on the CPU, one run measures the bare net and
 through DDS (frames/s, p95 latency), the convolution FLOPs per frame, the achieved GFLOP/s as a
 fraction of a 2048^3 fp32 matmul timed interleaved with the net, and per-frame time / matmul
 time; the quality comes from the real-sensor suite (SR/bicubic and SR/nearest MAD and RMSE per
-family) and Middlebury 2005 x4 MAD, run here by ``training.evaluate`` or read from given files.
+family) and Middlebury 2005 x4 MAD, run here by ``training.evaluation`` or read from given files.
 Writes ``pareto.md`` (the README table), ``pareto.json`` and ``pareto.png`` (quality vs
 frames/s).
 """
@@ -54,11 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--matmul-size', type=int, default=2048)
     parser.add_argument('--node', action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument('--sensor-json', type=Path, nargs='+', default=None,
-                        help='sensor.json of earlier `training.evaluate --suite sensor` runs '
+                        help='sensor.json of earlier `training.evaluation sensor` runs '
                         '(one per model is fine: each model is looked up in all of them; '
                         'default: run it here)')
     parser.add_argument('--middlebury-json', type=Path, default=None,
-                        help='results.json of an earlier `training.evaluate --dataset '
+                        help='results.json of an earlier `training.evaluation paper --dataset '
                         'middlebury2005 --scales 4` run (default: run it here)')
     parser.add_argument('--quality', action=argparse.BooleanOptionalAction, default=True,
                         help='run the evaluations that were not given as files')

@@ -1,9 +1,9 @@
 """Quality numbers of the Pareto table, from the repository's own evaluation commands.
 
-* real-sensor suite: ``python -m training.evaluate --suite sensor`` writes ``sensor.json``;
+* real-sensor suite: ``python -m training.evaluation sensor`` writes ``sensor.json``;
   per family the SR/bicubic and SR/nearest ratios of MAD and RMSE (< 1: SR is better);
-* Middlebury 2005 x4 (paper protocol): ``python -m training.evaluate --dataset middlebury2005
-  --scales 4`` writes ``results.json``; the six-scene mean MAD on the 0-255 scale.
+* Middlebury 2005 x4 (paper protocol): ``python -m training.evaluation paper --dataset
+  middlebury2005 --scales 4`` writes ``results.json``; the six-scene mean MAD on the 0-255 scale.
 
 Either given as files from an earlier run, or run here as subprocesses (the commands a user
 would type), so the numbers in the table are exactly those the commands produce. Rows are
@@ -30,8 +30,8 @@ BICUBIC_LABEL = 'Bicubic'
 
 
 def _evaluate(args: List[str], log_path: Path) -> Optional[str]:
-    """Run ``python -m training.evaluate ARGS``; None on success, else the reason."""
-    command = [sys.executable, '-m', 'training.evaluate', *args]
+    """Run ``python -m training.evaluation ARGS``; None on success, else the reason."""
+    command = [sys.executable, '-m', 'training.evaluation', *args]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, 'w', encoding='utf-8') as log:
         result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -43,7 +43,7 @@ def _evaluate(args: List[str], log_path: Path) -> Optional[str]:
 def run_sensor_suite(weights: Sequence[str], labels: Sequence[str], out: Path,
                      quick: bool = False) -> Path:
     """The real-sensor suite on every checkpoint; returns the path of its ``sensor.json``."""
-    args = ['--suite', 'sensor', '--weights', *weights, '--labels', *labels, '--out', str(out)]
+    args = ['sensor', '--weights', *weights, '--labels', *labels, '--out', str(out)]
     failure = _evaluate(args + (['--quick'] if quick else []), out / 'evaluate.log')
     if failure:
         raise RuntimeError(failure)
@@ -52,7 +52,7 @@ def run_sensor_suite(weights: Sequence[str], labels: Sequence[str], out: Path,
 
 def run_middlebury(weights: Sequence[str], labels: Sequence[str], out: Path) -> Path:
     """Middlebury 2005 x4 with bicubic; returns the path of its ``results.json``."""
-    args = ['--dataset', 'middlebury2005', '--scales', '4', '--method', 'bicubic',
+    args = ['paper', '--dataset', 'middlebury2005', '--scales', '4', '--method', 'bicubic',
             '--weights', *weights, '--labels', *labels, '--no-maps', '--out', str(out)]
     failure = _evaluate(args, out / 'evaluate.log')
     if failure:

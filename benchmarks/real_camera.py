@@ -31,10 +31,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from dsr_ros.demo import bicubic_baseline, depth_errors_mm, stop_node_process
+from dsr_ros.baselines import upsample_bicubic_masked, upsample_nearest
+from dsr_ros.demo import stop_node_process
 from dsr_ros.depth_io import to_metres, valid_mask
-from dsr_ros.ros_args import default_params_file, node_command
-from training.sensor_suite import upsample_nearest
+from dsr_ros.depth_metrics import depth_errors_mm
+from dsr_ros.ros.ros_args import default_params_file, node_command
 
 DATA = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'open3d_rgbd_testdata'
 SCALE = 4
@@ -88,9 +89,11 @@ def decimate_as_image_proc(frame_mm: np.ndarray, convention: str, name: str) -> 
     return Case(name, convention, lr, truth, roi)
 
 
-def nearest_baseline(lr_mm: np.ndarray) -> np.ndarray:
-    """Each LR pixel as an s x s block, in metres (holes stay holes): the suite's nearest."""
-    return upsample_nearest(to_metres(lr_mm), SCALE)
+def baselines(lr_mm: np.ndarray) -> Dict[str, np.ndarray]:
+    """Nearest (each LR pixel as an s x s block) and masked bicubic of an LR frame, in metres
+    (holes stay holes): the suite's baselines (:mod:`dsr_ros.baselines`)."""
+    lr = to_metres(lr_mm)
+    return {'nearest': upsample_nearest(lr, SCALE), 'bicubic': upsample_bicubic_masked(lr, SCALE)}
 
 
 def _camera_info(header: Any, case: Case) -> Any:
@@ -115,7 +118,7 @@ def run_node(cases: Sequence[Case], parameters: Dict[str, Any], log_path: Path,
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
-    from dsr_ros.messages import depth_to_msg
+    from dsr_ros.ros.messages import depth_to_msg
     namespace = f'real_camera_{os.getpid()}'
     camera = f'/{namespace}/camera'
     argv = node_command(namespace=namespace, params_file=default_params_file(),
@@ -204,10 +207,9 @@ def _score_case(case: Case, output: Optional[Tuple[Any, Any]]) -> Dict[str, Any]
                            'out': output is not None}
     if output is None:
         return {'row': row, 'methods': {}}
-    from dsr_ros.messages import depth_from_msg
+    from dsr_ros.ros.messages import depth_from_msg
     image, info = output
-    methods = {'sr': to_metres(depth_from_msg(image)), 'nearest': nearest_baseline(case.lr_mm),
-               'bicubic': bicubic_baseline(case.lr_mm, SCALE)}
+    methods = {'sr': to_metres(depth_from_msg(image)), **baselines(case.lr_mm)}
     mask = valid_mask(case.truth_m)
     for estimate in methods.values():
         mask &= valid_mask(estimate)
@@ -264,13 +266,14 @@ def figure(path: Path, case: Case, sr_msg: Any) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from dsr_ros.messages import depth_from_msg
+    from dsr_ros.ros.messages import depth_from_msg
     sr = depth_from_msg(sr_msg).astype(np.float32) / 1000.0
     sr[sr == 0] = np.nan
     top, left, height, width = FIGURE_CROP
     window = (slice(top, top + height), slice(left, left + width))
-    panels = [('nearest', nearest_baseline(case.lr_mm)), ('bicubic', bicubic_baseline(
-        case.lr_mm, SCALE)), ('SR (dsr_node)', sr), ('truth (640x480 frame)', case.truth_m)]
+    upsampled = baselines(case.lr_mm)
+    panels = [('nearest', upsampled['nearest']), ('bicubic', upsampled['bicubic']),
+              ('SR (dsr_node)', sr), ('truth (640x480 frame)', case.truth_m)]
     finite = case.truth_m[window][np.isfinite(case.truth_m[window])]
     low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.9))

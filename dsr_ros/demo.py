@@ -24,33 +24,24 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
-import cv2
 import numpy as np
 
+from dsr_ros.baselines import upsample_bicubic_masked
 from dsr_ros.checkpoint import CheckpointError, read_checkpoint
 from dsr_ros.depth_io import to_metres, valid_mask
-from dsr_ros.inference import fill_invalid
-from dsr_ros.ros_args import default_params_file, node_command
+from dsr_ros.depth_metrics import depth_errors_mm
+from dsr_ros.ros.ros_args import default_params_file, node_command
 from dsr_ros.scene import DepthScene, SceneConfig
 from dsr_ros.weights import DEFAULT_WEIGHTS_NAME, default_weights_path
 
-__all__ = ['Metrics', 'bicubic_baseline', 'depth_errors_mm', 'main', 'stop_node_process']
+__all__ = ['main', 'stop_node_process']
 
 NAMESPACE = 'dsr_demo'
 #: Width/depth of the random network used when no trained model is available: small, so the
 #: demo stays real-time on a 2-core CPU.
 UNTRAINED_ARCH = {'num_channels': 4, 'num_blocks': 1}
-
-
-@dataclass
-class Metrics:
-    """Error statistics over valid pixels, in millimetres."""
-
-    mad_mm: float
-    rmse_mm: float
-    pixels: int
 
 
 @dataclass
@@ -60,34 +51,6 @@ class _Run:
     latency_s: Dict[int, float] = field(default_factory=dict)
     diagnostics: Dict[str, str] = field(default_factory=dict)
     got_info: int = 0
-
-
-def bicubic_baseline(lr: np.ndarray, scale: int) -> np.ndarray:
-    """Bicubic upsampling (OpenCV) in metres, holes filled before and restored after.
-
-    Treats holes exactly like the node does (nearest fill, nearest-upsampled mask), so the
-    comparison with the SR output is about the upsampling alone.
-    """
-    metres = to_metres(lr)
-    valid = valid_mask(metres)
-    height, width = metres.shape
-    if not valid.any():
-        return np.full((height * scale, width * scale), np.nan, np.float32)
-    up = cv2.resize(fill_invalid(metres, valid), (width * scale, height * scale),
-                    interpolation=cv2.INTER_CUBIC)
-    up[~np.kron(valid, np.ones((scale, scale), bool))] = np.nan
-    return up.astype(np.float32)
-
-
-def depth_errors_mm(estimates: Sequence[np.ndarray], truths: Sequence[np.ndarray],
-                    masks: Sequence[np.ndarray]) -> Metrics:
-    """MAD and RMSE (mm) pooled over the pixels where ``masks`` are true."""
-    errors = np.concatenate([(est[mask].astype(np.float64) - truth[mask]) * 1000.0
-                             for est, truth, mask in zip(estimates, truths, masks)])
-    if errors.size == 0:
-        return Metrics(float('nan'), float('nan'), 0)
-    return Metrics(float(np.mean(np.abs(errors))), float(np.sqrt(np.mean(errors ** 2))),
-                   int(errors.size))
 
 
 def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -174,7 +137,7 @@ def _run_ros(args: argparse.Namespace, scene: DepthScene, frames: list,
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
-    from dsr_ros.messages import depth_to_msg
+    from dsr_ros.ros.messages import depth_to_msg
 
     camera = f'/{NAMESPACE}/camera'
     argv = node_command(namespace=NAMESPACE, params_file=default_params_file(), parameters={
@@ -277,10 +240,10 @@ def _camera_info(header, scene: DepthScene):
 
 def _report(args: argparse.Namespace, scene: DepthScene, frames: list, run: _Run,
             scale: int) -> None:
-    from dsr_ros.messages import depth_from_msg
+    from dsr_ros.ros.messages import depth_from_msg
     indices = sorted(run.received)
     sr = [to_metres(depth_from_msg(run.received[i])) for i in indices]
-    bicubic = [bicubic_baseline(frames[i].lr, scale) for i in indices]
+    bicubic = [upsample_bicubic_masked(to_metres(frames[i].lr), scale) for i in indices]
     truth = [frames[i].hr_metres for i in indices]
     masks = [valid_mask(s) & valid_mask(b) & valid_mask(t) for s, b, t in zip(sr, bicubic, truth)]
     sr_metrics = depth_errors_mm(sr, truth, masks)

@@ -16,7 +16,8 @@ from typing import Tuple
 import numpy as np
 
 __all__ = ['DEFAULT_MAX_PIXELS', 'ENCODING_DTYPES', 'FrameError', 'OUTPUT_ENCODINGS',
-           'convert_depth', 'decode_depth', 'encode_depth', 'encoding_for', 'to_metres']
+           'convert_depth', 'decode_depth', 'decode_pixels', 'encode_depth', 'encoding_for',
+           'to_metres']
 
 #: Accepted input encodings and their little-endian item types.
 ENCODING_DTYPES = {'16UC1': np.dtype('<u2'), 'mono16': np.dtype('<u2'),
@@ -54,6 +55,21 @@ def decode_depth(encoding: str, height: int, width: int, step: int, is_bigendian
     if dtype is None:
         raise FrameError('encoding', f'unsupported encoding {encoding!r}, expected one of '
                                      f'{sorted(ENCODING_DTYPES)}')
+    return decode_pixels(encoding, dtype, 1, height, width, step, is_bigendian, data,
+                         max_pixels)
+
+
+def decode_pixels(encoding: str, dtype: np.dtype, channels: int, height: int, width: int,
+                  step: int, is_bigendian: bool, data: bytes,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The pixels of any ``sensor_msgs/Image`` whose channels share one item type.
+
+    The one decoder of image rows: the node's depth (:func:`decode_depth`) and the colour and
+    depth of recorded bags (``training.data.bag_messages``) both go through it, so a frame
+    decodes the same wherever it is read. ``dtype`` is the little-endian item type; the result
+    is native-order, ``(height, width)`` for one channel and ``(height, width, channels)``
+    otherwise. Raises :class:`FrameError` naming the first inconsistency found.
+    """
     height, width, step = int(height), int(width), int(step)
     if height <= 0 or width <= 0:
         raise FrameError('zero_size', f'empty image {width}x{height}')
@@ -61,9 +77,10 @@ def decode_depth(encoding: str, height: int, width: int, step: int, is_bigendian
         raise FrameError('too_large', f'image {width}x{height} exceeds the limit of '
                                       f'{max_pixels} pixels')
     itemsize = dtype.itemsize
-    if step < width * itemsize:
+    pixel_bytes = itemsize * channels
+    if step < width * pixel_bytes:
         raise FrameError('step_too_small', f'step {step} is smaller than width {width} x '
-                                           f'{itemsize} bytes')
+                                           f'{pixel_bytes} bytes')
     if step % itemsize:
         raise FrameError('step_alignment', f'step {step} is not a multiple of the '
                                            f'{itemsize}-byte {encoding} pixel')
@@ -72,8 +89,9 @@ def decode_depth(encoding: str, height: int, width: int, step: int, is_bigendian
                                         f'height {height} = {step * height}')
     if is_bigendian:
         dtype = dtype.newbyteorder('>')
-    rows = np.frombuffer(data, dtype=dtype).reshape(height, step // itemsize)[:, :width]
-    return np.ascontiguousarray(rows, dtype=dtype.newbyteorder('='))
+    rows = np.frombuffer(data, dtype=dtype).reshape(height, step // itemsize)
+    pixels = np.ascontiguousarray(rows[:, :width * channels], dtype=dtype.newbyteorder('='))
+    return pixels if channels == 1 else pixels.reshape(height, width, channels)
 
 
 def encoding_for(depth: np.ndarray) -> str:

@@ -28,6 +28,7 @@ from typing import Any, Optional
 import numpy as np
 
 from dsr_ros.cuda_graphs import CudaGraphRunner
+from dsr_ros.frame_encoding import SuperResolved
 from dsr_ros.frame_pipeline_torch import TorchFramePipeline
 from dsr_ros.tensorrt_backend import BACKENDS, import_tensorrt, report_probe, tensorrt_forward
 
@@ -47,12 +48,14 @@ class FrameBackend:
     line: str
     torch_frames: Optional[TorchFramePipeline] = None
 
-    def run(self, depth: np.ndarray, max_depth: Optional[float], geometry: Any) -> np.ndarray:
+    def run(self, depth: np.ndarray, max_depth: Optional[float], geometry: Any,
+            options: Any = None, dtype: Optional[np.dtype] = None) -> SuperResolved:
         """One frame through the torch pipeline (and, after a new TensorRT engine, its error
         against torch in mm, logged once)."""
-        output = self.torch_frames.run(depth, max_depth, geometry)
+        output = self.torch_frames.resolve(depth, max_depth, geometry, options, dtype)
         if self.backend == 'tensorrt':
-            report_probe(self.torch_frames, output, depth, max_depth, geometry)
+            report_probe(self.torch_frames, output.depth, depth, max_depth, geometry,
+                         options=options, dtype=dtype)
         return output
 
     def numpy_fallback(self, error: BaseException) -> 'FrameBackend':

@@ -6,8 +6,8 @@ about 16 KB per input pixel for the shipped x4 model, so a 640x480 frame needs 5
 resident memory) into a tile size for each frame and refuses frames that cannot fit at all
 before anything frame-sized is allocated.
 
-The estimate is measured, not derived (``tools/measure_memory.py``: peak-RSS rise of one frame
-in a fresh process with the node's malloc settings, 2-core Xeon, torch 2.13 CPU):
+The estimate is measured, not derived (``python -m benchmarks.memory``: peak-RSS rise of one
+frame in a fresh process with the node's malloc settings, 2-core Xeon, torch 2.13 CPU):
 
 * one tile's activations: 21-44 bytes per HR pixel per feature channel in fp32 (80x60 and
   160x120 frames, x2/x4/x8, 16-64 channels, 1-5 blocks; more blocks cost a little more; 43 for

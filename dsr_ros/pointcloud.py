@@ -8,11 +8,11 @@ true only when every coordinate is finite (create_cloud_xyz32 always says true).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from dsr_ros.depth_io import to_metres, valid_mask
+from dsr_ros.depth_io import valid_mask
 
 __all__ = ['CloudLayout', 'FLOAT32_DATATYPE', 'XYZ_FIELDS', 'cloud_layout', 'depth_to_points']
 
@@ -36,21 +36,31 @@ class CloudLayout(NamedTuple):
     is_dense: bool
 
 
-def depth_to_points(depth: np.ndarray, k: Sequence[float]) -> np.ndarray:
+def depth_to_points(depth: np.ndarray, k: Sequence[float],
+                    valid: Optional[np.ndarray] = None) -> np.ndarray:
     """Points ``(N, 3)`` float32 in the camera optical frame, invalid pixels left out.
 
     Pixel ``(u, v)`` with depth ``z`` (metres) maps to ``((u - cx) z / fx, (v - cy) z / fy, z)``
     with pixel centres at integer coordinates, the convention of CameraInfo.K. Skew is ignored,
-    as in depth_image_proc. Rows come out in image order (row-major).
+    as in depth_image_proc. Rows come out in image order (row-major). ``valid``: the image's
+    validity when the caller has it (the node passes the resolver's, so the frame's mask is
+    not computed again; only the chosen pixels are converted to metres).
     """
     k = np.asarray(k, dtype=np.float64).reshape(3, 3)
     fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
     if not (fx > 0 and fy > 0):
         raise ValueError(f'camera matrix has no focal length (fx={fx}, fy={fy}): uncalibrated')
-    metres = to_metres(depth)
-    valid = valid_mask(metres)
+    if valid is None:
+        valid = valid_mask(depth)
     rows, cols = np.nonzero(valid)
-    z = metres[rows, cols].astype(np.float64)
+    z = depth[rows, cols].astype(np.float32)
+    if depth.dtype == np.uint16:
+        z /= np.float32(1000.0)
+    with np.errstate(invalid='ignore'):
+        kept = np.isfinite(z) & (z > 0)  # what a given mask may not know (e.g. a 0 mm pixel)
+    if not kept.all():
+        rows, cols, z = rows[kept], cols[kept], z[kept]
+    z = z.astype(np.float64)
     points = np.empty((z.size, 3), np.float32)
     points[:, 0] = (cols - cx) * z / fx
     points[:, 1] = (rows - cy) * z / fy

@@ -17,7 +17,8 @@ output so each sample lands at the geometry's position (:mod:`dsr_ros.sampling_p
 output camera_info says the same (:mod:`dsr_ros.camera_info`).
 
 A point-sampled frame at an unknown, random phase carries no information about the phase
-(``tools/phase_study.py`` measures the floor); no camera produces one, so there is no such mode.
+(``python -m training.evaluation phase-study`` measures the floor); no camera produces one, so
+there is no such mode.
 """
 
 from __future__ import annotations

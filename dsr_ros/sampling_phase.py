@@ -5,7 +5,8 @@ ROS ``image_proc`` crop_decimate) samples the HR scene at a *phase* ``(row, col)
 ``(i, j)`` is HR pixel ``(s i + row, s j + col)``. The LR image alone cannot reveal the phase,
 so a net trained on a mix of phases settles on one alignment of its own: its output is placed
 as if every sample came from one fixed offset, the checkpoint's *point alignment* (measured on
-validation frames by ``tools/calibrate_phase.py``, e.g. ``(1, 1)`` for the shipped x4 models).
+validation frames by ``python -m training.checkpoints calibrate-phase``, e.g. ``(1, 1)`` for the
+shipped x4 models).
 
 When the phase is known (the node's ``sampling_phase`` parameter), the fix is exact and free:
 sampling at phase ``p`` is sampling the scene shifted by ``p``, so the output is moved by
@@ -25,7 +26,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ['UNKNOWN_PHASE', 'checkpoint_alignment', 'checkpoint_native_alignment', 'keep_samples',
-           'move_output', 'parse_phase', 'shift_output']
+           'move_output', 'parse_phase', 'shift_moves', 'shift_output']
 
 #: The node parameter's value for "phase not known" (no shift).
 UNKNOWN_PHASE = (-1, -1)
@@ -90,17 +91,26 @@ def move_output(hr: np.ndarray, rows: float, cols: float) -> np.ndarray:
     return out
 
 
+def shift_moves(shape: Sequence[int], rows: int, cols: int) -> bool:
+    """Whether shifting an image of ``shape`` (``(..., H, W)``) by ``(rows, cols)`` moves it;
+    a shift that would leave no pixel of the image in it is refused (``ValueError``)."""
+    if rows == 0 and cols == 0:
+        return False
+    height, width = shape[-2:]
+    if abs(rows) >= height or abs(cols) >= width:
+        raise ValueError(f'cannot shift a {height}x{width} image by ({rows}, {cols})')
+    return True
+
+
 def shift_output(hr: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """``hr`` moved down by ``rows`` and right by ``cols`` HR pixels (negative: up / left).
 
     The pixels that enter from the border repeat the nearest edge row or column; NaN holes
     move with their values.
     """
-    if rows == 0 and cols == 0:
+    if not shift_moves(hr.shape, rows, cols):
         return hr
     height, width = hr.shape[-2:]
-    if abs(rows) >= height or abs(cols) >= width:
-        raise ValueError(f'cannot shift a {height}x{width} image by ({rows}, {cols})')
     src_rows = np.clip(np.arange(height) - rows, 0, height - 1)
     src_cols = np.clip(np.arange(width) - cols, 0, width - 1)
     return hr[..., src_rows[:, None], src_cols[None, :]]

@@ -32,21 +32,27 @@ __all__ = ['DepthScene', 'ROOM_SURFACES', 'RoomGeometry', 'SceneConfig', 'SceneF
 class SceneConfig:
     """Size, timing and sensor model of a scene sequence (HR size = LR size x scale)."""
 
+    encoding: str = '16UC1'
+    """The LR input's encoding: ``16UC1`` (millimetres) or ``32FC1`` (metres)."""
+    rate_hz: float = 10.0
     lr_width: int = 160
     lr_height: int = 120
     scale: int = 4
-    encoding: str = '16UC1'
-    rate_hz: float = 10.0
-    seed: int = 0
-    noise_at_1m: float = 0.002
-    edge_dropout: float = 0.5
-    hole_blobs: int = 3
-    edge_threshold_m: float = 0.15
 
     @property
     def hr_size(self) -> Tuple[int, int]:
         """(width, height) of the HR truth."""
         return self.lr_width * self.scale, self.lr_height * self.scale
+
+    # The sensor model of the LR input.
+    seed: int = 0
+    """Frame ``i`` draws its sensor noise from ``(seed, i)``."""
+    noise_at_1m: float = 0.002
+    """Depth noise sigma in metres at 1 m; it grows with depth squared (stereo-like)."""
+    edge_dropout: float = 0.5
+    """Chance that a pixel at a depth jump above ``edge_threshold_m`` is a hole."""
+    hole_blobs: int = 3
+    edge_threshold_m: float = 0.15
 
 
 @dataclass

@@ -26,13 +26,14 @@ Measured numbers: docs/evaluation.md, "Self-ensemble".
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from dsr_ros.sampling_phase import shift_output
 
-__all__ = ['ENSEMBLE_PASSES', 'MEMBERS', 'average_over_flips', 'check_passes']
+__all__ = ['ENSEMBLE_PASSES', 'FlipOps', 'MEMBERS', 'NUMPY_FLIPS', 'average_over_flips',
+           'check_passes', 'placement']
 
 #: (transpose, reverse rows, reverse columns), applied to the input in that order.
 Member = Tuple[bool, bool, bool]
@@ -77,7 +78,7 @@ def _from_member(output: np.ndarray, member: Member) -> np.ndarray:
     return output
 
 
-def _placement(member: Member, alignment: Tuple[int, int], scale: int) -> Tuple[int, int]:
+def placement(member: Member, alignment: Tuple[int, int], scale: int) -> Tuple[int, int]:
     """Where a member's output puts a point sample, in the frame's orientation.
 
     The net puts it at ``alignment`` of the member's own rows and columns; a reversed axis
@@ -90,28 +91,56 @@ def _placement(member: Member, alignment: Tuple[int, int], scale: int) -> Tuple[
     return (col, row) if transpose else (row, col)
 
 
-def average_over_flips(forward: Callable[[np.ndarray], np.ndarray], batch: np.ndarray,
-                       passes: int, scale: int,
-                       alignment: Optional[Sequence[int]] = None) -> np.ndarray:
+class FlipOps(NamedTuple):
+    """How :func:`average_over_flips` handles one kind of array (numpy here; torch tensors in
+    :mod:`dsr_ros.placement_torch`), so the ensemble's order of work is written once."""
+
+    to_member: Callable[[Any, Member], Any]
+    from_member: Callable[[Any, Member], Any]
+    shift: Callable[[Any, int, int], Any]
+    #: The first member's output as a fresh float32 sum.
+    start: Callable[[Any], Any]
+    #: ``total += output``, returning ``total``.
+    add: Callable[[Any, Any], Any]
+    #: ``total /= passes``, returning ``total``.
+    divide: Callable[[Any, int], Any]
+
+
+def _add(total: np.ndarray, output: np.ndarray) -> np.ndarray:
+    total += output
+    return total
+
+
+def _divide(total: np.ndarray, passes: int) -> np.ndarray:
+    total /= np.float32(passes)
+    return total
+
+
+#: :class:`FlipOps` of numpy arrays.
+NUMPY_FLIPS = FlipOps(_to_member, _from_member, shift_output,
+                      lambda output: np.array(output, dtype=np.float32, copy=True),
+                      _add, _divide)
+
+
+def average_over_flips(forward: Callable[[Any], Any], batch: Any, passes: int, scale: int,
+                       alignment: Optional[Sequence[int]] = None,
+                       ops: FlipOps = NUMPY_FLIPS) -> Any:
     """Mean of ``forward`` over the first ``passes`` members of :data:`MEMBERS`.
 
     ``forward`` maps ``(N, C, h, w)`` to ``(N, h*s, w*s)``. ``alignment``: the net's point
     alignment, given only when the input's sampling phase is known; each member's output is
     then moved back to it (see the module docstring). ``passes == 1`` calls ``forward`` once.
+    ``ops``: numpy arrays by default, or another kind's :class:`FlipOps`.
     """
     passes = check_passes(passes)
     if passes == 1:
         return forward(batch)
     target = None if alignment is None else (int(alignment[0]), int(alignment[1]))
-    total: Optional[np.ndarray] = None
+    total: Any = None
     for member in MEMBERS[:passes]:
-        output = _from_member(forward(_to_member(batch, member)), member)
+        output = ops.from_member(forward(ops.to_member(batch, member)), member)
         if target is not None:
-            row, col = _placement(member, target, scale)
-            output = shift_output(output, target[0] - row, target[1] - col)
-        if total is None:
-            total = np.array(output, dtype=np.float32, copy=True)
-        else:
-            total += output
-    total /= np.float32(passes)
-    return total
+            row, col = placement(member, target, scale)
+            output = ops.shift(output, target[0] - row, target[1] - col)
+        total = ops.start(output) if total is None else ops.add(total, output)
+    return ops.divide(total, passes)

@@ -297,9 +297,11 @@ def output_error_mm(reference: np.ndarray, other: np.ndarray) -> Dict[str, float
 
 
 def report_probe(pipeline: Any, output: np.ndarray, depth: np.ndarray,
-                 max_depth: Optional[float], geometry: Any) -> Optional[Dict[str, float]]:
-    """After a frame that made a new engine: run it again with the torch net and log the
-    error of the TensorRT output against it in mm. Returns the numbers (None if no probe)."""
+                 max_depth: Optional[float], geometry: Any,
+                 **run_kwargs: Any) -> Optional[Dict[str, float]]:
+    """After a frame that made a new engine: run it again with the torch net (and the
+    frame's ``run_kwargs``: options, dtype) and log the error of the TensorRT output against
+    it in mm. Returns the numbers (None if no probe)."""
     forward = pipeline.net_forward
     shape = getattr(forward, 'pending_probe', None)
     if shape is None:
@@ -307,7 +309,7 @@ def report_probe(pipeline: Any, output: np.ndarray, depth: np.ndarray,
     forward.pending_probe = None
     pipeline.net_forward = forward.fallback
     try:
-        reference = pipeline.run(depth, max_depth, geometry)
+        reference = pipeline.run(depth, max_depth, geometry, **run_kwargs)
     finally:
         pipeline.net_forward = forward
     error = output_error_mm(reference, output)

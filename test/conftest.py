@@ -3,7 +3,7 @@
 DDS here must stay on loopback and away from other test runs: every process this session starts
 inherits ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and a random ``ROS_DOMAIN_ID`` chosen once
 per session (set before anything initialises rclpy). Node processes are started with the same
-``--ros-args`` line launch_ros would produce (:func:`dsr_ros.ros_args.node_command`) and are
+``--ros-args`` line launch_ros would produce (:func:`dsr_ros.ros.ros_args.node_command`) and are
 always stopped, first with SIGINT, then SIGKILL.
 """
 
@@ -31,22 +31,12 @@ os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(1, 101))
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_tool(name: str) -> Any:
-    """``tools/<name>.py`` as a module: the tools beside the package are scripts, not a
-    package, so tests load them by path."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _training_dependencies_problem() -> str:
     """Why training/ cannot be imported here ('' if it can). On a robot, ``colcon test`` sees
     only the runtime and test dependencies of package.xml; training/ needs requirements.txt."""
     try:
         import training.data.readers  # noqa: F401
-        import training.evaluate  # noqa: F401
+        import training.evaluation.paper  # noqa: F401
         import training.train  # noqa: F401
     except ModuleNotFoundError as error:
         return f'training/ needs {error.name!r} (pip install -r requirements.txt)'
@@ -197,9 +187,9 @@ def start_node(log_path: Path, *, namespace: str = '', params_file: Optional[Pat
                parameters: Optional[Dict[str, Any]] = None,
                remaps: Optional[Dict[str, str]] = None,
                executable: Optional[List[str]] = None) -> NodeProcess:
-    """Start dsr_node as launch_ros would (see dsr_ros.ros_args.node_command)."""
-    from dsr_ros.ros_args import node_command
-    argv = node_command(executable or [sys.executable, '-m', 'dsr_ros.node'], name='dsr_node',
+    """Start dsr_node as launch_ros would (see dsr_ros.ros.ros_args.node_command)."""
+    from dsr_ros.ros.ros_args import node_command
+    argv = node_command(executable or [sys.executable, '-m', 'dsr_ros.ros.node'], name='dsr_node',
                         namespace=namespace, params_file=params_file, parameters=parameters,
                         remaps=remaps)
     return NodeProcess(argv, log_path)

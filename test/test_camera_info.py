@@ -40,7 +40,7 @@ def _model(geometry):
     from sensor_msgs.msg import CameraInfo
     from std_msgs.msg import Header
 
-    from dsr_ros.messages import camera_info_msg
+    from dsr_ros.ros.messages import camera_info_msg
     template = CameraInfo(distortion_model='plumb_bob', d=[0.0] * 5,
                           r=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
     model = _image_geometry()()

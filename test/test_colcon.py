@@ -37,7 +37,7 @@ def test_install_space_layout(workspace):
 
 
 def test_sourced_install_is_used_and_finds_its_share(workspace):
-    script = ('import dsr_ros; from dsr_ros.ros_args import default_params_file; '
+    script = ('import dsr_ros; from dsr_ros.ros.ros_args import default_params_file; '
               'print(dsr_ros.__file__); print(default_params_file())')
     result = _sourced(workspace, f'{sys.executable} -c "{script}"')
     assert result.returncode == 0, result.stderr

@@ -20,10 +20,11 @@ from training.ablation import TABLES
 from training.config import load_config
 from training.data.synthetic import synthetic_samples
 from training.guided_teacher import GuidedTeacher
-from training.model import CrossTaskModel, UntrainedHeadError
+from training.model import CrossTaskModel
+from training.side_heads import UntrainedHeadError
 from training.stall import is_stalled, stage1_problem
 from training.teacher_gate import TeacherGateRefused, baseline_errors, gate_problem
-from training.train import Trainer
+from training.trainer import Trainer
 from training.weight_init import residual_init
 
 from test_training import tiny_config

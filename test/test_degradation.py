@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from test_data_fakes import disparity, require_shared
-from training.data.degradation import KERNELS, add_sensor_noise, degrade, upsample_bicubic
+from dsr_ros.baselines import upsample_bicubic
+from training.data.degradation import KERNELS, add_sensor_noise, degrade
 
 
 @pytest.mark.parametrize('kernel', sorted(KERNELS))

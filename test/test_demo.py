@@ -9,11 +9,9 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 from conftest import REPO
 
-from dsr_ros.demo import bicubic_baseline, depth_errors_mm
 from dsr_ros.weights import default_weights_path
 
 
@@ -79,29 +77,3 @@ def test_demo_refuses_a_bad_checkpoint(tmp_path):
                             timeout=60)
     assert result.returncode == 1
     assert 'cannot use checkpoint' in result.stderr and 'Traceback' not in result.stderr
-
-
-def test_bicubic_baseline_keeps_holes_and_matches_opencv():
-    lr = np.full((6, 8), 2000, np.uint16)
-    lr[:, 4:] = 3000
-    lr[2, 1] = 0
-    up = bicubic_baseline(lr, 2)
-    assert up.shape == (12, 16) and up.dtype == np.float32
-    assert np.isnan(up[4:6, 2:4]).all() and np.isfinite(up).sum() == 12 * 16 - 4
-    filled = lr.astype(np.float32) / 1000
-    filled[2, 1] = 2.0
-    expected = cv2.resize(filled, (16, 12), interpolation=cv2.INTER_CUBIC)
-    valid = np.isfinite(up)
-    np.testing.assert_allclose(up[valid], expected[valid], rtol=1e-6)
-
-
-def test_depth_errors_mm_pools_masked_pixels():
-    truth = [np.ones((2, 2), np.float32), np.ones((1, 2), np.float32)]
-    estimate = [np.array([[1.001, 0.998], [5.0, 1.0]], np.float32),
-                np.array([[1.004, np.nan]], np.float32)]
-    masks = [np.array([[True, True], [False, True]]), np.array([[True, False]])]
-    metrics = depth_errors_mm(estimate, truth, masks)
-    assert metrics.pixels == 4
-    assert metrics.mad_mm == pytest.approx((1 + 2 + 0 + 4) / 4, rel=1e-3)
-    assert metrics.rmse_mm == pytest.approx(np.sqrt((1 + 4 + 0 + 16) / 4), rel=1e-3)
-    assert depth_errors_mm(estimate, truth, [m & False for m in masks]).pixels == 0

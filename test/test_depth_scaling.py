@@ -12,7 +12,7 @@ from dsr_ros.scene import sensor_frame_mm
 from training.data.patches import PatchDataset
 from training.data.sample import RGBDSample
 from training.data.sensor_degradation import SensorDegradation
-from training.evaluate import checkpoint_method
+from training.evaluation.methods import checkpoint_method
 
 
 def _mask_model(seed=0, scale=4):
@@ -121,7 +121,7 @@ def test_training_evaluation_and_node_paths_agree(tmp_path, scaling):
 
 
 def test_a_depth_only_checkpoint_warm_starts_a_mask_aware_net(tmp_path):
-    from training.model import init_dsrnet_from
+    from training.warm_start import init_dsrnet_from
     torch.manual_seed(1)
     old = DSRNet(scale=4, num_channels=6, num_blocks=1, in_channels=1).eval()
     path = save_checkpoint(tmp_path / 'old.pt', old)
@@ -171,7 +171,7 @@ def test_range_floor_keeps_a_flat_frame_from_being_stretched():
 
 
 def test_a_checkpoint_of_another_scale_starts_only_the_scale_independent_layers(tmp_path):
-    from training.model import init_dsrnet_from
+    from training.warm_start import init_dsrnet_from
     torch.manual_seed(2)
     x4 = DSRNet(scale=4, num_channels=6, num_blocks=1, in_channels=2)
     path = save_checkpoint(tmp_path / 'x4.pt', x4)

@@ -27,11 +27,12 @@ from dsr_ros.weights import shipped_weights
 from driver_bag import DEPTH, write_driver_bag
 from training import bag_info, make_bag
 from training.config import ConfigError
+from training.data.bag_messages import BagError
 from training.data.bag_survey import survey_bag
-from training.data.rosbag_io import BagError, read_bag_samples
+from training.data.rosbag_io import read_bag_samples
 from training.data.synthetic import synthetic_samples
-from training.model import init_dsrnet_from
-from training.train import Trainer
+from training.trainer import Trainer
+from training.warm_start import init_dsrnet_from
 
 from test_training import tiny_config
 

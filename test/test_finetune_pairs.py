@@ -21,7 +21,7 @@ from dsr_ros.inference import DepthSuperResolver
 from driver_bag import DEPTH, DEPTH_LR, write_driver_bag
 from training.data.bag_survey import TopicInfo
 from training.data.patches import PatchDataset
-from training.data.rosbag_io import BagError, IMAGE
+from training.data.bag_messages import IMAGE, BagError
 from training.data.sample import RGBDSample
 from training.finetune_data import load_bag
 from training.finetune_pairs import pick_pair_topics

@@ -44,7 +44,7 @@ def test_points_message_is_not_dense_with_nan():
     pytest.importorskip('sensor_msgs')
     from std_msgs.msg import Header
 
-    from dsr_ros.messages import points_to_msg
+    from dsr_ros.ros.messages import points_to_msg
     points = np.ones((3, 3), np.float32)
     points[0, 0] = np.nan
     assert points_to_msg(points, Header()).is_dense is False

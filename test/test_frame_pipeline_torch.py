@@ -16,9 +16,10 @@ import torch
 from scipy import ndimage
 
 from dsr_ros.depth_scaling import DepthScaling
-from dsr_ros.frame_pipeline_torch import (TorchFramePipeline, average_over_flips_t,
-                                          fit_rows_t, move_output_t, nearest_valid_index)
+from dsr_ros.frame_ops_torch import fit_rows_t, nearest_valid_index
+from dsr_ros.frame_pipeline_torch import TorchFramePipeline
 from dsr_ros.inference import DepthSuperResolver
+from dsr_ros.placement_torch import average_over_flips_t, move_output_t
 from dsr_ros.sampling_geometry import SamplingGeometry
 from dsr_ros.sampling_phase import move_output
 from dsr_ros.self_ensemble import average_over_flips
@@ -111,7 +112,11 @@ class _ReplayingCapture:
         static_input = example.clone()
         static_output = forward(static_input)
         self.count += 1
-        return (lambda: static_output.copy_(forward(static_input))), static_input, static_output
+
+        def replay():  # a frame graph's output: the encoded frame and its LR validity
+            for static, fresh in zip(static_output, forward(static_input)):
+                static.copy_(fresh)
+        return replay, static_input, static_output
 
 
 def test_whole_frame_graph_replays_new_frames_and_recaptures_on_new_settings(lite_path):
@@ -243,7 +248,7 @@ def test_a_failing_torch_pipeline_falls_back_to_numpy_for_good(lite_path, caplog
 
     def broken(*args):
         raise RuntimeError('CUDA error: an illegal memory access was encountered')
-    resolver.frames.torch_frames.run = broken
+    resolver.frames.torch_frames.resolve = broken
     depth = _encode(_frame(seed=3), np.uint16)
     with caplog.at_level('ERROR'):
         out = resolver.run(depth)

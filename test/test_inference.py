@@ -8,7 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from dsr_ros.checkpoint import save_checkpoint
-from dsr_ros.inference import DepthSuperResolver, fill_invalid, resolve_device, valid_mask
+from dsr_ros.depth_io import valid_mask
+from dsr_ros.device import resolve_device
+from dsr_ros.inference import DepthSuperResolver
+from dsr_ros.net_input import fill_invalid
 from dsr_ros.networks import DSRNet
 
 SCALE = 4
@@ -136,6 +139,18 @@ def test_constructor_refuses_bad_options(kwargs, fragment):
         pytest.skip('fp16 is valid on this CUDA machine')
     with pytest.raises(ValueError, match=fragment):
         DepthSuperResolver(_net(), device='cpu', **kwargs)
+
+
+def test_default_options_read_as_attributes_and_cannot_be_set():
+    """Options are per call: the old ``resolver.ensemble_passes = 4`` pokes now fail loudly
+    instead of silently changing every later frame."""
+    resolver = DepthSuperResolver(_net(), device='cpu', ensemble_passes=2)
+    assert resolver.ensemble_passes == resolver.options.ensemble_passes == 2
+    with pytest.raises(AttributeError):
+        resolver.ensemble_passes = 4
+    with pytest.raises(AttributeError):
+        resolver.sampling_phase = None
+    assert resolver.options.ensemble_passes == 2
 
 
 @pytest.mark.parametrize('depth', [np.zeros((2, 3, 4), np.float32), np.zeros((0, 5), np.uint16),

@@ -23,7 +23,7 @@ import pytest
 from conftest import (REPO, NodeProcess, camera_info_msg, header, image_msg, make_depth,
                       publish_until_answered, unique_name, wait_until)
 
-from dsr_ros.ros_args import node_command
+from dsr_ros.ros.ros_args import node_command
 
 LAUNCH_FILE = REPO / 'launch' / 'dsr.launch.py'
 EXPECTED_ARGUMENTS = {'params_file', 'namespace', 'depth_topic', 'camera_info_topic',
@@ -77,8 +77,8 @@ def test_node_package_executable_and_config_exist(tree):
     assert kwargs['executable'] == 'dsr_node' and kwargs['name'] == 'dsr_node'
     setup_text = (REPO / 'setup.py').read_text()
     assert "PACKAGE = 'dsr_ros'" in setup_text
-    assert "f'dsr_node = {PACKAGE}.node:main'" in setup_text
-    from dsr_ros import node
+    assert "f'dsr_node = {PACKAGE}.ros.node:main'" in setup_text
+    from dsr_ros.ros import node
     assert callable(node.main)
     join, = [call for call in _calls(tree, 'join')
              if any(isinstance(arg, ast.Constant) and arg.value == 'dsr.yaml'
@@ -144,7 +144,7 @@ def _launch_ros_command(node: dict) -> list:
     there; ``-p`` is the equivalent)."""
     params_file, *overrides = node['parameters']
     ros_arguments = node['ros_arguments']
-    return node_command([sys.executable, '-m', 'dsr_ros.node'], name=node['name'],
+    return node_command([sys.executable, '-m', 'dsr_ros.ros.node'], name=node['name'],
                         namespace=node['namespace'], params_file=params_file,
                         parameters=overrides[0] if overrides else None,
                         remaps=dict(node['remappings']),

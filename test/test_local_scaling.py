@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from dsr_ros.checkpoint import load_checkpoint, save_checkpoint
+from dsr_ros.checkpoint import load_checkpoint
 from dsr_ros.depth_scaling import DepthScaling
 from dsr_ros.inference import DepthSuperResolver, InferenceStopped
 from dsr_ros.networks import DSRNet
 from dsr_ros.weights import shipped_models
-
-from conftest import load_tool
 
 REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
 TILED = DepthScaling('range', low_percentile=1.0, high_percentile=99.0, fit_tile=24)
@@ -104,32 +102,17 @@ def test_shipped_sensor_models_fit_per_tile_and_say_so():
     assert DepthSuperResolver.from_checkpoint(research, device='cpu').fit_tile() == 0
 
 
-def test_set_fit_tile_keeps_the_weights_and_refuses_fixed_scalings(tmp_path):
-    tool = load_tool('set_fit_tile')
-    model = DSRNet(scale=4, num_channels=4, num_blocks=1)
-    path = save_checkpoint(tmp_path / 'm.pt', model, normalization={'mode': 'range'},
-                           provenance={'command': 'test'})
-    before = load_checkpoint(path)[1]['weights_sha256']
-    assert tool.main(['40', str(path)]) == 0
-    _, metadata = load_checkpoint(path)
-    assert metadata['weights_sha256'] == before and metadata['normalization']['fit_tile'] == 40
-    assert metadata['provenance']['command'] == 'test'
-    fixed = save_checkpoint(tmp_path / 'f.pt', model,
-                            normalization={'mode': 'fixed', 'max_value': 10.0, 'unit': 'm'})
-    assert tool.main(['32', str(fixed)]) == 2
-
-
 def test_vectorised_tile_fits_match_a_fit_per_tile():
     """The tiles' ranges are fitted in one pass; each is the range of its own valid depth, and
     a tile without depth takes the frame's."""
-    from dsr_ros.inference import _tile_affines, _tile_starts
+    from dsr_ros.tiling import tile_affines, tile_starts
     metres = _wall(70, 95)
     valid = np.ones(metres.shape, bool)
     valid[30:60, 30:75] = False  # covers two whole 24-px tiles
     valid[::7, ::3] = False
     frame = TILED.fit(metres[valid], 'm')
-    tops, lefts = _tile_starts(70, 24, 16), _tile_starts(95, 24, 16)
-    offsets, spans = _tile_affines(metres, valid, TILED, tops, lefts, (24, 24), frame)
+    tops, lefts = tile_starts(70, 24, 16), tile_starts(95, 24, 16)
+    offsets, spans = tile_affines(metres, valid, TILED, tops, lefts, (24, 24), frame)
     empty = 0
     for row, top in enumerate(tops):
         for col, left in enumerate(lefts):

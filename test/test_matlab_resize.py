@@ -29,7 +29,8 @@ def test_upsampling_reproduces_quadratics_inside_and_keeps_constants():
 
 def test_matlab_row_is_below_the_opencv_row_on_middlebury():
     from training.data.readers import shared_data_root
-    from training.evaluate import BASELINES, evaluate_methods
+    from training.evaluation.methods import BASELINES
+    from training.evaluation.paper import evaluate_methods
     root = shared_data_root() / 'middlebury2005_sun'
     if not root.is_dir():
         pytest.skip(f'benchmark data not present at {root}')

@@ -3,7 +3,7 @@
 Untiled, one frame of the shipped x4 model costs about 16 KB per input pixel (640x480: 5 GB).
 With ``max_memory_mb`` the wrapper plans tiles from the frame size, scale, width and precision.
 Peak memory is the peak resident set (``VmHWM``) of a fresh process per size, with the node's
-malloc settings (tools/measure_memory.py, also the calibration script); the printed lines are
+malloc settings (benchmarks.memory, also the calibration command); the printed lines are
 the numbers reported for the issue.
 """
 
@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 
-from dsr_ros.inference import DepthSuperResolver, FrameTooLarge
+from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.memory_budget import (FRAME_BYTES_PER_HR_PIXEL, TILE_BYTES_PER_HR_ELEMENT,
-                                   MemoryBudget, min_tile, plan_tiles)
+                                   FrameTooLarge, MemoryBudget, min_tile, plan_tiles)
 from dsr_ros.networks import DSRNet
 
-from conftest import load_tool
+from benchmarks.memory import measure_frame
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_MB = 1024  # the node's default
@@ -30,12 +30,8 @@ SHIPPED = {'scale': 4, 'channels': 32, 'blocks': 3}
 linux_only = pytest.mark.skipif(not sys.platform.startswith('linux'), reason='needs /proc')
 
 
-def _measure_tool():
-    return load_tool('measure_memory')
-
-
 def _peak(height: int, width: int, **kwargs) -> dict:
-    report = _measure_tool().measure(height, width, **kwargs)
+    report = measure_frame(height, width, **kwargs)
     if not report['supported']:
         pytest.skip('peak RSS cannot be reset here (/proc/self/clear_refs)')
     return report
@@ -56,7 +52,8 @@ def test_peak_rss_stays_under_the_default_budget(width, height):
 
 @linux_only
 def test_calibration_still_covers_an_untiled_frame():
-    """If the net grows hungrier than the constants say, this fails: re-run the tool."""
+    """If the net grows hungrier than the constants say, this fails: re-run
+    ``python -m benchmarks.memory``."""
     height, width = 60, 80
     report = _peak(height, width, **SHIPPED)
     hr_pixels = height * width * 16
@@ -165,5 +162,5 @@ def test_tiles_are_shaped_to_the_frame():
 
 
 def _tile_starts_for(length: int, tile: int) -> list:
-    from dsr_ros.inference import _tile_starts
-    return _tile_starts(length, tile, tile - 8)
+    from dsr_ros.tiling import tile_starts
+    return tile_starts(length, tile, tile - 8)

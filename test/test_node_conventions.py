@@ -28,12 +28,12 @@ from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from dsr_ros.ros_args import node_command  # noqa: E402
+from dsr_ros.ros.ros_args import node_command  # noqa: E402
 
-#: Runs before dsr_ros.node is imported: as on Humble, ``import rclpy.event_handler`` fails.
+#: Runs before dsr_ros.ros.node is imported: as on Humble, ``import rclpy.event_handler`` fails.
 HUMBLE_PREAMBLE = ('import sys, rclpy.node, rclpy.qos_event; '
                    "sys.modules['rclpy.event_handler'] = None; "
-                   'from dsr_ros.node import main; sys.exit(main())')
+                   'from dsr_ros.ros.node import main; sys.exit(main())')
 STAMP_AGE_S = 3.0
 HEIGHT, WIDTH = 12, 16
 

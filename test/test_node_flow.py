@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from dsr_ros.pipeline import FlowStats, LatestFrameSlot, StampPairer
-from dsr_ros.ros_args import default_params_file, format_parameter, node_command
+from dsr_ros.ros.pipeline import FlowStats, LatestFrameSlot, StampPairer
+from dsr_ros.ros.ros_args import default_params_file, format_parameter, node_command
 
 
 def test_slot_keeps_only_the_newest_and_reports_what_it_dropped():
@@ -106,6 +106,6 @@ def test_node_command_matches_launch_ros_form(tmp_path):
                     '-p', 'tile_size:=64', '-p', "device:='true'",
                     '-r', 'depth/image_raw:=/camera/depth/image_rect_raw',
                     '--log-level', 'debug']
-    assert node_command()[:3] == [sys.executable, '-m', 'dsr_ros.node']
+    assert node_command()[:3] == [sys.executable, '-m', 'dsr_ros.ros.node']
     assert format_parameter("it's") == "'it''s'"
     assert default_params_file().name == 'dsr.yaml' and default_params_file().is_file()

@@ -2,7 +2,7 @@
 any moment.
 
 The node runs as launch_ros would start it (config/dsr.yaml, the shipped model, the
-``--ros-args`` line of dsr_ros.ros_args). A 640x480 16UC1 frame costs about 16 KB per input
+``--ros-args`` line of dsr_ros.ros.ros_args). A 640x480 16UC1 frame costs about 16 KB per input
 pixel untiled (5 GB); with the default ``max_memory_mb`` (1024) the peak resident set of the
 whole node process (``VmHWM``) must stay under it. SIGINT or SIGTERM 4 s into the next frame
 must end the process within 2 s with exit status 0 (it used to wait 10 s for the worker and

@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import CONFIG, REPO
 
-from dsr_ros.ros_args import node_command
+from dsr_ros.ros.ros_args import node_command
 from dsr_ros.weights import shipped_models
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / 'dsr_node'

@@ -20,7 +20,7 @@ from conftest import CONFIG, REPO
 from dsr_ros import precision
 from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.networks import DSRNet
-from dsr_ros.ros_args import node_command
+from dsr_ros.ros.ros_args import node_command
 
 CPU = torch.device('cpu')
 NO_BF16_CPU = 'import dsr_ros.precision as p; p.native_bf16_flags = lambda: ()'
@@ -133,7 +133,7 @@ def test_reduced_precision_keeps_the_residual_and_the_output_fp32(name):
 
 
 def _node(parameters: dict, preamble: str = '') -> subprocess.CompletedProcess:
-    script = f'{preamble}; import sys; from dsr_ros.node import main; sys.exit(main())'
+    script = f'{preamble}; import sys; from dsr_ros.ros.node import main; sys.exit(main())'
     argv = node_command([sys.executable, '-c', script], params_file=CONFIG,
                         parameters=parameters)
     return subprocess.run(argv, cwd=REPO, env=dict(os.environ), capture_output=True, text=True,

@@ -31,7 +31,7 @@ def test_scores_pool_pixels_and_read_sources_apart():
     pytest.importorskip('sensor_msgs')
     from std_msgs.msg import Header
 
-    from dsr_ros.messages import depth_to_msg
+    from dsr_ros.ros.messages import depth_to_msg
     frame = _frame()
     cases = [rc.decimate_as_image_proc(frame, 'decimate', name) for name in
              ('primesense_0', 'tum')]

@@ -12,9 +12,11 @@ import pytest
 from test_data_fakes import colour, make_folder, require_shared
 from training import bag_info, make_bag
 from training.data.readers import load_samples
-from training.data.rosbag_io import (DEPTH_TOPIC, INFO_TOPIC, RGB_TOPIC, BagError, BagFrame,
-                                     BagStats, decode_compressed, decode_image,
-                                     iter_bag_samples, read_bag_samples, write_bag)
+from training.data.bag_messages import (IMAGE, BagError, decode_compressed, decode_image,
+                                        to_rgb, typestore)
+from training.data.bag_pairing import BagStats
+from training.data.bag_writer import DEPTH_TOPIC, INFO_TOPIC, RGB_TOPIC, BagFrame, write_bag
+from training.data.rosbag_io import iter_bag_samples, read_bag_samples
 
 K = np.array([[30.0, 0, 15.5], [0, 31.0, 11.5], [0, 0, 1]])
 
@@ -148,8 +150,7 @@ def test_colour_encodings():
         msg.width = 5
         decoded, got = decode_image(msg)
         assert got == encoding
-        from training.data.rosbag_io import _to_rgb
-        out = _to_rgb(decoded, got)
+        out = to_rgb(decoded, got)
         expected = np.repeat(rgb[..., :1], 3, axis=2) if encoding == 'mono8' else rgb
         assert np.array_equal(out, expected)
     with pytest.raises(BagError, match='unsupported image encoding'):
@@ -221,7 +222,6 @@ def _rewrite_messages(db3, edit) -> None:
 
 
 def _with_encoding(raw: bytes, encoding: str) -> bytes:
-    from training.data.rosbag_io import IMAGE, typestore
     store = typestore()
     msg = store.deserialize_cdr(raw, IMAGE)
     msg.encoding = encoding

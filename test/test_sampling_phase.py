@@ -14,8 +14,6 @@ from dsr_ros.sampling_geometry import SamplingGeometry
 from dsr_ros.sampling_phase import (checkpoint_alignment, keep_samples, move_output,
                                     parse_phase, shift_output)
 from dsr_ros.weights import shipped_models
-from conftest import load_tool
-from test_data_fakes import require_shared
 
 REPO = __import__('pathlib').Path(__file__).resolve().parents[1]
 SCALING = DepthScaling('range', low_percentile=1.0, high_percentile=99.0).to_dict()
@@ -26,10 +24,6 @@ def _checkpoint(path, sampling=None):
     model = DSRNet(scale=4, num_channels=4, num_blocks=1, in_channels=2)
     return save_checkpoint(path, model, normalization=SCALING, sampling=sampling,
                            provenance={'command': 'test'})
-
-
-def _tool():
-    return load_tool('calibrate_phase')
 
 
 def test_a_sub_pixel_move_is_exact_on_a_ramp():
@@ -106,7 +100,7 @@ def test_a_known_phase_moves_values_but_not_validity(tmp_path):
 
 def test_a_known_phase_needs_a_measured_alignment(tmp_path):
     path = _checkpoint(tmp_path / 'm.pt')
-    with pytest.raises(ValueError, match='calibrate_phase'):
+    with pytest.raises(ValueError, match='calibrate-phase'):
         DepthSuperResolver.from_checkpoint(path, device='cpu', sampling_phase=(0, 0))
     DepthSuperResolver.from_checkpoint(path, device='cpu', sampling_phase=(-1, -1))
     bad = _checkpoint(tmp_path / 'bad.pt', {'point_alignment': [4, 0]})
@@ -127,31 +121,6 @@ def test_shipped_sensor_models_record_their_alignment():
             native = metadata['sampling']['native_alignment']
             assert all(abs(v - (metadata['scale'] - 1) / 2) <= 1 for v in native), path
             assert 'point samples at' in metadata['sampling']['assumes']
-
-
-def test_calibration_measures_on_validation_frames_and_records(tmp_path):
-    root = require_shared('middlebury_lu30').parent
-    path = _checkpoint(tmp_path / 'm.pt')
-    before = load_checkpoint(path)[1]['weights_sha256']
-    out = tmp_path / 'cal'
-    assert _tool().main([str(path), '--data-root', str(root), '--out', str(out),
-                         '--write']) == 0
-    metadata = load_checkpoint(path)[1]
-    report = __import__('json').loads((out / 'phase_calibration.json').read_text())[0]
-    assert metadata['sampling']['point_alignment'] == report['point_alignment']
-    assert metadata['weights_sha256'] == before
-    assert metadata['provenance']['revisions'][-1]['changed'] == (
-        'sampling.point_alignment, sampling.native_alignment')
-    assert metadata['sampling']['native_alignment'] == report['native_alignment']
-    centre = 1.5  # x4
-    assert [centre - v for v in report['native_alignment']] == report['native_best_move']
-    assert report['native_sr_over_bicubic'] <= report['native_sr_over_bicubic_unmoved']
-    assert DepthSuperResolver.from_checkpoint(path, device='cpu').native_alignment == tuple(
-        report['native_alignment'])
-    assert all(name.split('/')[0] in ('lu_val', 'rooms_val') for name in report['frames'])
-    assert len(report['per_phase']) == 16
-    # the recorded alignment is the best-scoring candidate
-    assert report['mean_sr_told_over_nearest'] == min(report['alignment_scores'].values())
 
 
 def test_a_known_phase_keeps_the_cameras_own_pixels(tmp_path):

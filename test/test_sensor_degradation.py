@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from training.data import sensor_degradation as sd
+from training.data import sensor_noise as sn
 from training.data.sensor_degradation import SensorDegradation
 
 
@@ -56,13 +57,13 @@ def test_area_is_the_block_mean_and_mixes_depths_at_edges():
 def test_tof_noise_sigma_is_proportional_to_depth():
     rng = np.random.default_rng(0)
     for depth in (1.0, 4.0):
-        noisy = sd.add_tof_noise(_plane(depth, 256), rng, 0.01)
+        noisy = sn.add_tof_noise(_plane(depth, 256), rng, 0.01)
         assert np.std(noisy - depth) == pytest.approx(0.01 * depth, rel=0.05)
 
 
 def test_structured_light_sigma_grows_with_depth_squared():
     rng = np.random.default_rng(0)
-    sigmas = [np.std(sd.add_structured_light_noise(_plane(depth, 256), rng, 40.0, 0.05, 0)
+    sigmas = [np.std(sn.add_structured_light_noise(_plane(depth, 256), rng, 40.0, 0.05, 0)
                      - depth) for depth in (1.0, 2.0)]
     assert sigmas[0] == pytest.approx(1.0 ** 2 * 0.05 / 40.0, rel=0.1)
     assert sigmas[1] / sigmas[0] == pytest.approx(4.0, rel=0.15)
@@ -71,32 +72,32 @@ def test_structured_light_sigma_grows_with_depth_squared():
 def test_structured_light_disparity_is_quantised_to_eighth_pixels():
     rng = np.random.default_rng(1)
     depth = np.linspace(1.0, 3.0, 4096, dtype=np.float32).reshape(64, 64)
-    noisy = sd.add_structured_light_noise(depth, rng, 40.0, 0.0, 8)
+    noisy = sn.add_structured_light_noise(depth, rng, 40.0, 0.0, 8)
     disparity = 40.0 / noisy.astype(np.float64)
     np.testing.assert_allclose(disparity * 8, np.round(disparity * 8), atol=1e-3)
 
 
 def test_quantisation_steps():
     depth = np.linspace(1.0, 2.0, 1000, dtype=np.float32).reshape(10, 100)
-    mm = sd.quantize(depth, 'mm')
+    mm = sn.quantize(depth, 'mm')
     np.testing.assert_allclose(mm * 1000, np.round(mm * 1000), atol=1e-3)
-    assert len(np.unique(sd.quantize(depth, '8bit'))) <= 256
+    assert len(np.unique(sn.quantize(depth, '8bit'))) <= 256
 
 
 def test_blob_holes_cover_about_the_requested_fraction():
-    fractions = [sd.blob_holes((64, 64), np.random.default_rng(s), 0.05).mean()
+    fractions = [sn.blob_holes((64, 64), np.random.default_rng(s), 0.05).mean()
                  for s in range(50)]
     assert 0.05 <= np.mean(fractions) < 0.15
 
 
 def test_edge_dropouts_hit_only_the_far_side_of_edges():
     hr = _step(near=1.0, far=3.0)
-    holes = sd.edge_dropouts(hr, np.random.default_rng(0), rate=1.0)
+    holes = sn.edge_dropouts(hr, np.random.default_rng(0), rate=1.0)
     assert holes[:, 32].all() and holes.sum() == 64  # the far column next to the edge
 
 
 def test_border_holes_and_range_cut():
-    mask = sd.border_holes((20, 30), np.random.default_rng(3), 3)
+    mask = sn.border_holes((20, 30), np.random.default_rng(3), 3)
     assert mask[:, 0].any() or mask[0].any() or mask[-1].any() or mask[:, -1].any()
     assert not mask[3:-3, 3:-3].any()
     model = SensorDegradation(downsampling={'area': 1}, noise={'none': 1},
@@ -161,14 +162,14 @@ def test_config_errors_are_specific():
 def test_structured_light_frame_noise_is_correlated_with_its_sigma_and_terraced():
     rng = np.random.default_rng(0)
     depth, fb = 2.0, 40.0
-    frame = sd.structured_light_frame(_plane(depth, 256), rng, fb, 0.05, 2.0, subpixel=0)
+    frame = sn.structured_light_frame(_plane(depth, 256), rng, fb, 0.05, 2.0, subpixel=0)
     disparity_error = fb / frame - fb / depth
     assert np.std(disparity_error) == pytest.approx(0.05, rel=0.15)
     neighbour = np.corrcoef(disparity_error[:, :-1].ravel(), disparity_error[:, 1:].ravel())[0, 1]
     assert neighbour > 0.8  # block matching shares its error with the neighbours
     # With 1/8-px steps a slanted plane becomes terraces of exact disparity levels.
     ramp = np.tile(np.linspace(2.5, 3.0, 256, dtype=np.float32), (64, 1))
-    terraced = sd.structured_light_frame(ramp, rng, fb, 0.02, 1.0, subpixel=8)
+    terraced = sn.structured_light_frame(ramp, rng, fb, 0.02, 1.0, subpixel=8)
     levels = fb / terraced * 8
     np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)
     # 16 -> 13.3 px of disparity is about 21 levels of 1/8 px (one more for the noise).

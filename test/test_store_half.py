@@ -1,19 +1,21 @@
-"""tools/store_half.py: fp16 weights that load and verify, refusals that write nothing."""
+"""`python -m training.checkpoints half`: fp16 weights that load and verify, and refusals
+that write nothing."""
 
 import torch
-from conftest import load_tool, write_checkpoint
+from conftest import write_checkpoint
 
 from dsr_ros.checkpoint import load_checkpoint
+from training.checkpoints.cli import main
 
 
-def _tool():
-    return load_tool('store_half')
+def _half(*args):
+    return main(['half', *args])
 
 
 def test_weights_are_stored_half_and_load_back_close_to_the_source(tmp_path):
     source = write_checkpoint(tmp_path / 'w.pt')
     target = tmp_path / 'w_fp16.pt'
-    assert _tool().main([str(source), str(target)]) == 0
+    assert _half(str(source), str(target)) == 0
     stored = torch.load(target, weights_only=True)
     assert {t.dtype for t in stored['state_dict'].values()} == {torch.float16}
     net, meta = load_checkpoint(target)
@@ -30,7 +32,7 @@ def test_weights_are_stored_half_and_load_back_close_to_the_source(tmp_path):
 def test_corrupt_source_and_out_of_range_weights_are_refused(tmp_path, capsys):
     bad = tmp_path / 'bad.pt'
     bad.write_bytes(b'not a checkpoint')
-    assert _tool().main([str(bad), str(tmp_path / 'out.pt')]) == 2
+    assert _half(str(bad), str(tmp_path / 'out.pt')) == 2
     assert str(bad) in capsys.readouterr().err
     assert not (tmp_path / 'out.pt').exists()
 
@@ -41,7 +43,7 @@ def test_corrupt_source_and_out_of_range_weights_are_refused(tmp_path, capsys):
     payload['state_dict'][key] = payload['state_dict'][key] * 0 + 1e6
     payload['weights_sha256'] = weights_sha256(payload['state_dict'])
     torch.save(payload, big)
-    assert _tool().main([str(big), str(tmp_path / 'out.pt')]) == 2
+    assert _half(str(big), str(tmp_path / 'out.pt')) == 2
     err = capsys.readouterr().err
     assert key in err and 'fp16' in err and str(big) in err
     assert not (tmp_path / 'out.pt').exists()

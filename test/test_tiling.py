@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from dsr_ros.inference import DepthSuperResolver, _tile_starts
+from dsr_ros.inference import DepthSuperResolver
+from dsr_ros.tiling import tile_starts
 from dsr_ros.networks import DSRNet
 
 SCALE, CHANNELS, BLOCKS = 4, 8, 2
@@ -99,7 +100,7 @@ def _smooth_lr(height: int, width: int) -> np.ndarray:
 def _borders(length: int) -> list:
     """HR coordinates where a tile starts or ends inside the frame."""
     lines = set()
-    for start in _tile_starts(length, TILE, TILE - OVERLAP):
+    for start in tile_starts(length, TILE, TILE - OVERLAP):
         if start > 0:
             lines.add(start * SCALE)
         if start + TILE < length:

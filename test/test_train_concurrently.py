@@ -1,4 +1,5 @@
-"""tools/train_concurrently.py: probe epochs size each run so its schedule fits the budget.
+"""`python -m training.experiments.train_concurrently`: probe epochs size each run so its
+schedule fits the budget.
 
 Real ``training.train`` processes on the smoke config (CPU, seconds): one run trains, one run
 whose data is missing fails its probe and is reported, not fatal.
@@ -11,10 +12,9 @@ import sys
 import pytest
 
 from dsr_ros.checkpoint import load_checkpoint
+from training.experiments import train_concurrently
 
-from conftest import REPO, load_tool
-
-train_concurrently = load_tool('train_concurrently')
+from conftest import REPO
 
 
 def test_patches_per_epoch_fills_the_time_in_whole_batches():
@@ -27,7 +27,7 @@ def test_patches_per_epoch_fills_the_time_in_whole_batches():
 
 def _driver(out, *runs):
     return subprocess.run(
-        [sys.executable, str(REPO / 'tools' / 'train_concurrently.py'), '--out', str(out),
+        [sys.executable, '-m', 'training.experiments.train_concurrently', '--out', str(out),
          '--budget-min', '0.35', '--probe-patches', '8',
          '--set', 'schedule.stage1_epochs=2', '--set', 'schedule.stage2_epochs=0',
          *[arg for run in runs for arg in ('--run', run)]],

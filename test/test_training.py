@@ -22,7 +22,8 @@ from dsr_ros.inference import DepthSuperResolver
 from training import losses
 from training.config import ConfigError, DEFAULTS, load_config, merge_config
 from training.data.synthetic import synthetic_samples
-from training.train import Trainer, TrainingDiverged
+from training.model import TrainingDiverged
+from training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / 'training' / 'configs' / 'smoke.yaml'
@@ -252,7 +253,7 @@ def test_a_derived_config_adds_sensor_keys_and_typos_still_fail(tmp_path):
 
 def test_a_recorded_bag_trains_for_one_epoch(tmp_path):
     """rosbag2 written here (depth 16UC1 mm + rgb8 + camera_info) -> one training epoch."""
-    from training.data.rosbag_io import BagFrame, write_bag
+    from training.data.bag_writer import BagFrame, write_bag
     frames = []
     for sample in synthetic_samples(4, 96, 128, seed=3):
         depth_mm = (sample.depth * 10).astype(np.uint16)
@@ -310,15 +311,6 @@ def test_export_scores_middlebury_against_bicubic(tmp_path):
     assert set(metrics['mad']) == {'art', 'books', 'dolls', 'laundry', 'moebius', 'reindeer'}
     assert metrics['bicubic_mad']['art'] == pytest.approx(1.170, abs=0.001)
     assert metrics['mean_mad'] == pytest.approx(np.mean(list(metrics['mad'].values())))
-
-
-@pytest.mark.parametrize('path', sorted((REPO / 'training' / 'configs').glob('*.yaml')),
-                         ids=lambda p: p.stem)
-def test_every_shipped_config_is_valid(path):
-    config = load_config(path)
-    assert config['name'] == path.stem
-    assert config['data']['patch_size'] % config['scale'] == 0
-    assert config['data']['val'], 'held-out data is needed for roles and model selection'
 
 
 def test_history_plot_is_written(tmp_path):

@@ -20,7 +20,7 @@ from training.data.overlap import resolve_overlaps
 from training.data.readers import load_samples, shared_data_root
 from training.data.sample import RGBDSample
 from training.data.synthetic import synthetic_samples
-from training.train import Trainer
+from training.trainer import Trainer
 
 from test_training import tiny_config as smoke_config  # the smoke config, 1 thread
 

@@ -175,18 +175,15 @@ def run_arm(spec: TableSpec, arm: str, seed: int, runs: Path, results: Path,
 
 
 def export_half(run: Path, target: Path) -> None:
-    """The run's final DSRNet, node-ready, stored in fp16 by ``tools/store_half.py`` (checked,
-    hashed, revision recorded, loaded back)."""
-    import importlib.util
-
+    """The run's final DSRNet, node-ready, stored in fp16 by
+    :func:`training.checkpoints.half.store_half` (checked, hashed, revision recorded, loaded
+    back)."""
+    from training.checkpoints.half import store_half
     from training.export import export_run
     full = run / 'final_export_fp32.pt'
     export_run(run, full, which='final')
-    spec = importlib.util.spec_from_file_location('store_half', REPO / 'tools' / 'store_half.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
     try:
-        tool.store_half(full, target, 'the fair ablation keeps every arm\'s net in fp16')
+        store_half(full, target, 'the fair ablation keeps every arm\'s net in fp16')
     except ValueError as error:
         raise StepFailed(f'storing {full} in fp16 failed: {error}') from error
     full.unlink()

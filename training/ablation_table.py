@@ -3,9 +3,9 @@
 Scores (lower is better):
 
 - ``middlebury2005``: mean MAD (0-255) over the six Middlebury 2005 test scenes at the
-  table's scale, the paper's protocol (:func:`training.evaluate.evaluate_checkpoint`); NYUv2
-  RMSE (cm) beside it when the samples are present.
-- ``sensor_val``: the sensor suite's fixed validation score (``tools/rank_candidates.py``:
+  table's scale, the paper's protocol (:func:`training.evaluation.paper.evaluate_checkpoint`);
+  NYUv2 RMSE (cm) beside it when the samples are present.
+- ``sensor_val``: the sensor suite's fixed validation score (:mod:`training.evaluation.ranking`:
   mean over ten families of (MAD against the better baseline + RMSE against bicubic) / 2) on
   the validation split; 1 is a baseline's level.
 
@@ -19,7 +19,6 @@ net (``scores.json``, keyed by the file's SHA-256), so collecting again costs no
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -65,7 +64,7 @@ def score_weights(weights: Path, metric: str, quick: bool = False,
 
 
 def _middlebury(weights: Path, quick: bool, data_root: Optional[Path]) -> Dict[str, Any]:
-    from training.evaluate import evaluate_checkpoint
+    from training.evaluation.paper import evaluate_checkpoint
     root = None if data_root is None else data_root / 'middlebury2005_sun'
     names = ['art'] if quick else None
     scores = evaluate_checkpoint(weights, 'middlebury2005', data_root=root, names=names)
@@ -81,29 +80,21 @@ def _middlebury(weights: Path, quick: bool, data_root: Optional[Path]) -> Dict[s
     return result
 
 
-def _rank_tool() -> Any:
-    """``tools/rank_candidates.py``: the one definition of the sensor validation score."""
-    spec = importlib.util.spec_from_file_location('rank_candidates',
-                                                  REPO / 'tools' / 'rank_candidates.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _sensor_val(weights: Path, quick: bool, data_root: Optional[Path]) -> Dict[str, Any]:
     from training.data.readers import shared_data_root
-    from training.sensor_suite import run_suite
+    from training.evaluation.families import PHASE_UNKNOWN_FAMILIES
+    from training.evaluation.ranking import balanced_score
+    from training.evaluation.sensor import run_suite
     suite = run_suite([weights], weights.parent / 'sensor_val', data_root or shared_data_root(),
                       labels=['net'], quick=quick, progress=False, split='val',
                       save_maps=False)
     summary = suite['net']['summary']
-    rank = _rank_tool()
-    missing = [family for family in rank.FAMILIES if family not in summary]
+    missing = [family for family in PHASE_UNKNOWN_FAMILIES if family not in summary]
     if missing:
         raise ValueError(f'the validation split has no {missing} family')
-    return {'score': float(rank.balanced_score(summary)),
+    return {'score': float(balanced_score(summary)),
             'families': {f: {k: v for k, v in summary[f].items() if k.startswith('sr_')}
-                         for f in rank.FAMILIES}}
+                         for f in PHASE_UNKNOWN_FAMILIES}}
 
 
 _SCORERS: Dict[str, Callable[[Path, bool, Optional[Path]], Dict[str, Any]]] = {

@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from training.data.bag_messages import BagError
+from training.data.bag_pairing import BagStats
 from training.data.bag_survey import pick_topics, survey_bag
-from training.data.rosbag_io import BagError, BagStats, iter_bag_samples
+from training.data.rosbag_io import iter_bag_samples
 
 __all__ = ['main']
 

@@ -5,7 +5,7 @@
 
 The run's ``best_dsrnet.pt`` (lowest held-out error) or ``final_dsrnet.pt`` is validated by
 ``dsr_ros.checkpoint.load_checkpoint`` (the node's own loader), optionally scored on a
-benchmark by ``training.evaluate`` against bicubic, and re-saved with those metrics, the
+benchmark by ``training.evaluation`` against bicubic, and re-saved with those metrics, the
 run's history and its provenance, so the shipped file says how it was made and how good it is.
 """
 
@@ -44,7 +44,8 @@ def export_run(run: Path, out: Path, which: str = 'best', dataset: Optional[str]
 
     write()
     if dataset:
-        from training.evaluate import bicubic_method, evaluate_checkpoint, evaluate_methods
+        from training.evaluation.methods import bicubic_method
+        from training.evaluation.paper import evaluate_checkpoint, evaluate_methods
         scores = evaluate_checkpoint(out, dataset=dataset, data_root=data_root)
         baseline = evaluate_methods([bicubic_method()], dataset, data_root, [model.scale],
                                     progress=False)
@@ -77,7 +78,7 @@ def _from_training_state(state_path: Path) -> tuple:
     import torch
 
     from dsr_ros.checkpoint import CheckpointError, build_model
-    from training.train import checkpoint_normalization
+    from training.run_data import checkpoint_normalization
     try:
         state = torch.load(state_path, map_location='cpu', weights_only=True)
         config = state['config']

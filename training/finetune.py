@@ -147,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     """The fine-tune; returns the exit status."""
     from training.finetune_report import (check_alignment, compare_models, held_out_frames,
                                           held_out_pairs, markdown_table)
-    from training.train import STATE_FORMAT, Trainer
+    from training.run_state import STATE_FORMAT
+    from training.trainer import Trainer
     start = resolve_model(args.model, args.scale)
     start_model, start_meta = load_start(start)
     if args.scale and args.scale != start_model.scale:
@@ -231,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
         sampling['held_out_check']['inherited'] = list(sampling['point_alignment'])
         if measured != list(sampling['point_alignment']):
             LOGGER.warning('on the held-out frames point samples land at %s, the starting '
-                           'model records %s (kept; check with tools/calibrate_phase.py)',
+                           'model records %s (kept; check with python -m training.checkpoints '
+                           'calibrate-phase)',
                            measured, sampling['point_alignment'])
     export = write_node_checkpoint(out / EXPORT_NAME, best_model, start_meta, provenance,
                                    metrics, config, sampling or None)

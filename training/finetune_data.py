@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from training.data.bag_messages import BagError
+from training.data.bag_pairing import BagStats
 from training.data.bag_survey import TopicInfo, bag_digest, pick_topics, survey_bag
-from training.data.rosbag_io import BagError, BagStats, iter_bag_samples
+from training.data.rosbag_io import iter_bag_samples
 from training.data.sample import RGBDSample
 from training.finetune_pairs import attach_lr_frames, pick_pair_topics
 

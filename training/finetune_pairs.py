@@ -16,9 +16,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from training.data.bag_messages import BagError
 from training.data.bag_survey import TopicInfo, describe_topic
 from training.data.patches import METRIC_UNITS
-from training.data.rosbag_io import BagError, _norm_topic, iter_bag_samples
+from training.data.rosbag_io import iter_bag_samples, norm_topic
 from training.data.sample import RGBDSample
 
 __all__ = ['attach_lr_frames', 'pick_pair_topics']
@@ -40,12 +41,12 @@ def pick_pair_topics(path, survey: Dict[str, TopicInfo], scale: int,
     topic's, and several candidates are listed, never guessed between.
     """
     depths = [t for t in survey.values() if t.is_depth]
-    hr_info = survey.get(_norm_topic(depth)) if depth else None
+    hr_info = survey.get(norm_topic(depth)) if depth else None
     if lr is not None and lr.lower() == 'none':
         pairs = [h for h in depths for t in depths if _is_lr_of(t, h, scale)]
         return (pairs[0].topic if hr_info is None and len(pairs) == 1 else depth), None
     if lr is not None:
-        lr_info = survey.get(_norm_topic(lr))
+        lr_info = survey.get(norm_topic(lr))
         if lr_info is None or not lr_info.is_depth:
             raise BagError(path, f'--lr-topic {lr!r} is not a depth image topic of the bag; '
                                  f'depth topics: {_listing(depths)}')

@@ -4,7 +4,8 @@ The training loop selects on its own held-out error (normalised units, random pa
 user wants to know what changes on whole frames as the node runs them. This module runs both
 checkpoints through :class:`dsr_ros.inference.DepthSuperResolver` (their own scaling and
 ``fit_tile``) on the held-out frames, degraded the ways a camera delivers them, and scores
-them against nearest and bicubic upsampling over the same pixels (:func:`sensor_suite.score`):
+them against nearest and bicubic upsampling over the same pixels
+(:func:`training.evaluation.scores.score`):
 
 * ``native``: every LR pixel the mean of its ``s x s`` block (a camera at its own resolution);
 * ``decimated, phase [0, 0] told``: every ``s``-th pixel kept from the top-left (image_proc's
@@ -24,14 +25,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from dsr_ros.baselines import upsample_bicubic_masked, upsample_nearest
 from dsr_ros.depth_io import valid_mask
+from dsr_ros.depth_metrics import masked_errors
 from dsr_ros.inference import DepthSuperResolver
 from dsr_ros.sampling_geometry import SamplingGeometry
 from dsr_ros.sampling_phase import shift_output
 from training.data.patches import METRIC_UNITS
 from training.data.sample import RGBDSample
-from training.sensor_suite import (_crop, decimate_real, degrade_frame, run_told, score,
-                                   upsample_bicubic_masked, upsample_nearest)
+from training.evaluation.families import decimate_real, degrade_frame
+from training.evaluation.frames import centre_crop
+from training.evaluation.methods import run_told
+from training.evaluation.scores import score
 
 __all__ = ['GEOMETRIES', 'check_alignment', 'compare_models', 'held_out_frames',
            'held_out_pairs', 'markdown_table']
@@ -60,7 +65,7 @@ def held_out_frames(samples: Sequence[RGBDSample], scale: int, limit: int = 8
     frames = []
     for sample in _evenly_spaced([s for s in samples if s.unit in METRIC_UNITS], limit):
         depth = np.where(sample.valid, sample.depth * METRIC_UNITS[sample.unit], np.nan)
-        depth = _crop(depth.astype(np.float32), 480, 640)
+        depth = centre_crop(depth.astype(np.float32), 480, 640)
         rows, cols = (depth.shape[0] // scale) * scale, (depth.shape[1] // scale) * scale
         frames.append(np.ascontiguousarray(depth[:rows, :cols]))
     return frames
@@ -154,8 +159,7 @@ def check_alignment(path: Path, frames: Sequence[np.ndarray], scale: int) -> Dic
     phase [0, 0]: the output (phase not told) moved by ``-a`` for every candidate ``a``; the
     candidate with the lowest mean MAD is the alignment. Returns it with the MAD per
     candidate (mm)."""
-    resolver = DepthSuperResolver.from_checkpoint(path, device='cpu')
-    resolver.sampling_phase = None
+    resolver = DepthSuperResolver.from_checkpoint(path, device='cpu')  # phase not told
     candidates = [(r, c) for r in range(scale) for c in range(scale)]
     mads: Dict[Tuple[int, int], List[float]] = {a: [] for a in candidates}
     for gt in frames:
@@ -165,7 +169,8 @@ def check_alignment(path: Path, frames: Sequence[np.ndarray], scale: int) -> Dic
             moved = shift_output(out, -row, -col)
             mask = valid_mask(truth) & valid_mask(moved)
             if mask.any():
-                mads[(row, col)].append(float(np.abs(moved[mask] - truth[mask]).mean()) * 1e3)
+                # MAD in metres at the frames' precision, then mm (as the recorded ones)
+                mads[(row, col)].append(masked_errors(moved, truth, mask, factor=1.0)['mad'] * 1e3)
     means = {a: float(np.mean(v)) if v else float('nan') for a, v in mads.items()}
     finite = {a: v for a, v in means.items() if np.isfinite(v)}
     measured = min(finite, key=finite.get) if finite else None

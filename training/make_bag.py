@@ -24,7 +24,7 @@ from typing import List, Optional
 import numpy as np
 
 from training.data.readers import DataError, load_samples
-from training.data.rosbag_io import DEPTH_TOPIC, INFO_TOPIC, RGB_TOPIC, BagFrame, write_bag
+from training.data.bag_writer import DEPTH_TOPIC, INFO_TOPIC, RGB_TOPIC, BagFrame, write_bag
 from training.data.sample import RGBDSample
 
 __all__ = ['frame_from_sample', 'main']

@@ -28,8 +28,8 @@ once it has been trained, and the paper does not say how it is. Our reading is d
 supervision: ``loss.side_weight > 0`` supervises every side output of both nets against
 ``D_hr`` in both stages. ``distill_target: final`` distils the final outputs instead. The model
 counts the steps in which each side-output module received a non-zero gradient
-(``head_updates``, kept in training states); distilling from a teacher's heads that never did
-is an error or a loud warning (``checks.untrained_heads``). ``L_A`` takes a temperature
+(:mod:`training.side_heads`); distilling from a teacher's heads that never did is an error or
+a loud warning (``checks.untrained_heads``). ``L_A`` takes a temperature
 (``loss.affinity_temperature``) and optional centring (``loss.affinity_center``);
 ``optim.warmup_steps`` warms every optimiser's learning rate up linearly; ``optim.init:
 residual`` initialises DSRNet (and the guided teacher) so that their features carry the input
@@ -39,7 +39,6 @@ from the first step (:mod:`training.weight_init`).
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from typing import Any, Dict, Iterable, Sequence
 
@@ -50,26 +49,22 @@ from dsr_ros.networks import DSRNet
 from training import losses
 from training.distributed import all_reduce_grads
 from training.guided_teacher import GuidedTeacher, build_teacher, teacher_forward
-from training.networks import SideOutputs, SPNet, structure_map
+from training.networks import SideOutputs, SPNet
+from training.side_heads import (ROLE_TEACHER, UntrainedHeadError, count_head_updates,
+                                 saved_head_updates, untrained_heads_problem)
+from training.step_losses import distillation_terms, loss_report, side_loss
+from training.warm_start import init_dsrnet_from
 from training.weight_init import residual_init
 
-__all__ = ['CrossTaskModel', 'TrainingDiverged', 'ROLE_TEACHER', 'UntrainedHeadError']
+__all__ = ['CrossTaskModel', 'TrainingDiverged']
 
 LOGGER = logging.getLogger('training.train')
 
-#: Role of a stage-2 epoch (the student) -> the net that teaches.
-ROLE_TEACHER = {'dsr': 'DENet', 'de': 'DSRNet'}
 _FROZEN = {'dsr': ('denet', 'sides_de'), 'de': ('dsrnet', 'sides_sr')}
-#: Side-output module -> the optimiser that updates it.
-_HEAD_OPTIMIZER = {'sides_sr': 'dsr', 'sides_de': 'de'}
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class UntrainedHeadError(ValueError):
-    """L_O would distil side outputs of heads that never received a gradient."""
 
 
 class CrossTaskModel:
@@ -162,34 +157,9 @@ class CrossTaskModel:
             # A teacher worse than its student teaches in proportion to how much worse it is.
             self.output_weight = min(1.0, errors[student] / max(errors[teacher], 1e-12))
 
-    def untrained_heads_problem(self, role: str) -> str:
-        """Why this epoch's distillation would read untrained side heads, or ''.
-
-        Stage 1 (``role`` 'both'): the schedule will distil side outputs in stage 2 but stage 1
-        gives them no gradient (``loss.side_weight`` 0), so the first teacher's heads stay
-        random projections. Stage 2: the teacher's side-output module never received one.
-        """
-        loss = self.config['loss']
-        if not (self.cross_task and loss['use_output'] and loss['distill_target'] == 'sides'):
-            return ''
-        fix = ('set loss.side_weight > 0 (deep supervision of the side outputs, our reading of '
-               'the paper) or loss.distill_target: final')
-        if role == 'both':
-            if int(self.config['schedule']['stage2_epochs']) and not loss['side_weight']:
-                return ('L_O will distil the side outputs D^n in stage 2, but stage 1 trains no '
-                        'side head (loss.side_weight is 0): ' + fix)
-            return ''
-        if role not in ROLE_TEACHER:
-            return ''
-        heads = 'sides_de' if role == 'dsr' else 'sides_sr'
-        if self.head_updates.get(heads, 0) > 0:
-            return ''
-        return (f'L_O distils the side outputs of {ROLE_TEACHER[role]}, whose heads ({heads}) '
-                'never received a gradient: they are random projections; ' + fix)
-
     def check_heads(self, role: str) -> None:
         """Stop (``checks.untrained_heads: error``) or warn when L_O reads untrained heads."""
-        problem = self.untrained_heads_problem(role)
+        problem = untrained_heads_problem(self.config, self.cross_task, self.head_updates, role)
         if not problem:
             return
         if self.config['checks']['untrained_heads'] == 'error':
@@ -234,7 +204,7 @@ class CrossTaskModel:
         with self.autocast():
             if cfg['side_weight'] or which != 'dsr':
                 depth, _, sides = self._forward(which, batch)
-                side = _side_loss(sides, batch['hr'], batch['valid'])
+                side = side_loss(sides, batch['hr'], batch['valid'])
             else:  # nothing to supervise: skip the side outputs' HR convolutions (~1.4x faster)
                 depth = self.dsrnet(batch['lr'])
                 side = torch.zeros((), device=depth.device)
@@ -242,7 +212,7 @@ class CrossTaskModel:
             loss = task + cfg['side_weight'] * side
         terms = {f'l_{which}': task, f'l_side_{which}': side}
         self._update(loss, [which], terms)
-        return _report(terms, task, {f'l_side_{which}': cfg['side_weight'] * side})
+        return loss_report(terms, task, {f'l_side_{which}': cfg['side_weight'] * side})
 
     def _step_stage2(self, batch: Dict[str, torch.Tensor], student: str) -> Dict[str, float]:
         cfg = self.config['loss']
@@ -255,53 +225,27 @@ class CrossTaskModel:
             s_depth, s_feats, s_sides = self._forward(student, batch)
             s_depth = s_depth.float()
             task = self._task_loss(student, s_depth, batch)
-            side = _side_loss(s_sides, batch['hr'], batch['valid'])
+            side = side_loss(s_sides, batch['hr'], batch['valid'])
             terms = {f'l_{student}': task, f'l_side_{student}': side}
             added = {f'l_side_{student}': cfg['side_weight'] * side}
             loss = task + added[f'l_side_{student}']
             if count:
                 with torch.no_grad():
                     t_depth, t_feats, t_sides = self._forward(teacher, sub)
-                s_feats = [f[rows] for f in s_feats]
-                s_sides = [s[rows].float() for s in s_sides]
-                s_depth_sub = s_depth[rows]
-                t_sides = [t.float() for t in t_sides]
-                if cfg['use_output']:
-                    # the paper: side outputs D^n; 'final': the nets' outputs D
-                    s_out, t_out = ((s_sides, t_sides) if cfg['distill_target'] == 'sides'
-                                    else ([s_depth_sub], [t_depth.float()]))
-                    gates = None
-                    if cfg['output_gating'] == 'pixel':
-                        gates = [losses.teacher_better_mask(s, t, sub['hr'], sub['valid'])
-                                 for s, t in zip(s_out, t_out)]
-                    terms['l_o'] = losses.output_loss(s_out, t_out, gates)
-                    added['l_o'] = fraction * cfg['rho2'] * self.output_weight * terms['l_o']
-                if cfg['use_affinity']:
-                    s_float = [f.float() for f in s_feats]
-                    terms['l_a'] = losses.affinity_loss(
-                        s_float, [f.float() for f in t_feats], cfg['affinity_size'],
-                        cfg['affinity_normalize'], cfg['affinity_temperature'],
-                        cfg['affinity_center'])
-                    added['l_a'] = fraction * cfg['rho2'] * cfg['gamma'] * terms['l_a']
-                    peak = losses.affinity_row_peak(
-                        [f.detach() for f in s_float], cfg['affinity_size'],
-                        cfg['affinity_normalize'], cfg['affinity_temperature'],
-                        cfg['affinity_center'])
-                if cfg['use_spnet']:
-                    sr = (s_feats[-1], s_depth_sub) if student == 'dsr' else \
-                        (t_feats[-1], t_depth.float())
-                    de = (t_feats[-1], t_depth.float()) if student == 'dsr' else \
-                        (s_feats[-1], s_depth_sub)
-                    structure = self.spnet(sr[0], sr[1], de[0], de[1], sub['hr'])
-                    target = structure_map(sub['hr'], cfg['structure_kernel'])
-                    terms['l_struc'] = losses.masked_l1(structure.float(), target, sub['valid'])
-                    added['l_struc'] = fraction * cfg['rho1'] * terms['l_struc']
+                student_out = (s_depth[rows], [f[rows] for f in s_feats],
+                               [s[rows].float() for s in s_sides])
+                teacher_out = (t_depth, t_feats, [t.float() for t in t_sides])
+                more, more_added, peak = distillation_terms(
+                    cfg, student, student_out, teacher_out, sub, fraction, self.output_weight,
+                    self.spnet if self.cross_task else None)
+                terms.update(more)
+                added.update(more_added)
                 for name in ('l_o', 'l_a', 'l_struc'):
                     if name in added:
                         loss = loss + added[name]
         updated = [student] + (['sp'] if self.cross_task and cfg['use_spnet'] else [])
         self._update(loss, updated, terms)
-        report = _report(terms, task, added)
+        report = loss_report(terms, task, added)
         report['rgbd_fraction'] = fraction
         if 'l_a' in terms:
             report['a_row_peak'] = peak  # 1.0: one-hot rows, L_A carries nothing
@@ -341,10 +285,7 @@ class CrossTaskModel:
         for name in names:
             self.optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
-        for heads in self.head_updates:
-            # only the modules this step updates: the others may hold an older step's gradient
-            if _HEAD_OPTIMIZER[heads] in names and _received_gradient(self.modules[heads]):
-                self.head_updates[heads] += 1
+        count_head_updates(self.head_updates, self.modules, names)
         for name in names:
             all_reduce_grads(self.optimizers[name], self.world)
             self._step_optimizer(self.optimizers[name])
@@ -405,99 +346,11 @@ class CrossTaskModel:
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state['schedulers'][name])
         self.head_updates.update({name: int(count) for name, count
-                                  in _head_updates(state).items() if name in self.head_updates})
-
-
-def _side_loss(sides: Sequence[torch.Tensor], target: torch.Tensor,
-               mask: torch.Tensor) -> torch.Tensor:
-    """GT supervision of the side outputs (not in the paper: ``loss.side_weight``)."""
-    return torch.stack([losses.masked_l1(s.float(), target, mask) for s in sides]).mean()
-
-
-def _report(terms: Dict[str, torch.Tensor], task: torch.Tensor,
-            added: Dict[str, torch.Tensor]) -> Dict[str, float]:
-    """Raw terms, ``share_<term>`` (what each auxiliary term added, relative to the task) and
-    ``frac_<term>`` (each term's part of the whole loss, ``frac_task`` included)."""
-    report = {name: value.item() for name, value in terms.items()}
-    scale = max(task.item(), 1e-12)
-    added_values = {name[2:]: value.item() for name, value in added.items()}
-    report.update({f'share_{name}': value / scale for name, value in added_values.items()})
-    total = max(task.item() + sum(added_values.values()), 1e-12)
-    report['frac_task'] = task.item() / total
-    report.update({f'frac_{name}': value / total for name, value in added_values.items()})
-    return report
-
-
-def _received_gradient(module: nn.Module) -> bool:
-    """Whether any parameter of ``module`` holds a non-zero gradient after a backward."""
-    return any(p.grad is not None and bool(p.grad.detach().abs().sum() > 0)
-               for p in module.parameters())
+                                  in saved_head_updates(state).items()
+                                  if name in self.head_updates})
 
 
 def _adam_steps(optimizer: torch.optim.Optimizer) -> int:
     """Steps an Adam optimiser has taken (the largest ``step`` among its parameters)."""
     steps = [float(state['step']) for state in optimizer.state.values() if 'step' in state]
     return int(max(steps)) if steps else 0
-
-
-def _head_updates(state: Dict[str, Any]) -> Dict[str, int]:
-    """A state's side-head update counts; states older than the count infer it from their
-    config: heads were trained when ``loss.side_weight`` was > 0 for at least one epoch."""
-    if 'head_updates' in state:
-        return dict(state['head_updates'])
-    config = state.get('config') or {}
-    trained = bool(config.get('loss', {}).get('side_weight')) and bool(state.get('history'))
-    return {'sides_sr': int(trained), 'sides_de': int(trained)}
-
-
-def init_dsrnet_from(model: DSRNet, path: str) -> None:
-    """Start ``model`` from a DSRNet checkpoint's weights (a warm start, not a resume).
-
-    A depth-only (1-channel) checkpoint can start a mask-aware (2-channel) net: the first
-    convolution's mask weights start at zero, so the new net begins as exactly the old one and
-    learns what the mask is worth. A checkpoint of another scale starts only the shallow and
-    reconstruction blocks. Any other shape difference is refused.
-    """
-    from dsr_ros.checkpoint import load_checkpoint
-    source, _ = load_checkpoint(path)
-    state = source.state_dict()
-    target = model.state_dict()
-    if source.scale != model.scale:
-        # Another scale: only the scale-independent layers (the LR shallow block and the HR
-        # reconstruction) carry over; the projections' kernels differ per scale and start anew.
-        state = {key: value for key, value in state.items()
-                 if key.startswith(('shallow.', 'reconstruction.'))}
-        target.update(state)
-        state = target
-    key = 'shallow.0.weight'
-    if (state[key].shape[1] == 1 and target[key].shape[1] == 2
-            and state[key].shape[0] == target[key].shape[0]):
-        weight = torch.zeros_like(target[key])
-        weight[:, :1] = state[key]
-        state[key] = weight
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f'init_weights {path!r} does not fit this DSRNet: it is '
-                         f'{_arch_words(source.arch_kwargs())}, the config builds '
-                         f'{_arch_words(model.arch_kwargs())} (dsrnet.* keys; '
-                         f'{mismatch_summary(error)})') from None
-
-
-def _arch_words(arch: Dict[str, Any]) -> str:
-    return (f'{arch["num_channels"]} channels x {arch["num_blocks"]} blocks, '
-            f'{arch["in_channels"]} input channel(s)')
-
-
-def mismatch_summary(error: Exception) -> str:
-    """One line for torch's many-line load_state_dict error: how many weights differ and the
-    first of them (the full dump names every tensor of the net)."""
-    text = str(error)
-    sizes = re.findall(r'size mismatch for ([\w.]+)', text)
-    counts = {kind: len(re.findall(r'"[^"]+"', match.group(1)))
-              for kind in ('Missing', 'Unexpected')
-              for match in [re.search(kind + r' key\(s\) in state_dict: ([^\n]*)', text)]
-              if match}
-    parts = ([f'{len(sizes)} weight shapes differ (first {sizes[0]})'] if sizes else []) + [
-        f'{count} {kind.lower()} weights' for kind, count in counts.items()]
-    return ', '.join(parts) or next((line for line in text.splitlines() if line.strip()), '')

@@ -31,40 +31,45 @@ SUPPORTED_SCALES = tuple(sorted(PROJECTION_PARAMS))
 RESIDUAL_BASES = ('bicubic', 'nearest')
 
 
-class _UpProjection(nn.Module):
+class _BackProjection(nn.Module):
+    """A DBPN projection unit: to the other resolution, back, and the residual of the round trip
+    projected again to correct the first estimate.
+
+    Its three convolutions keep the names of the checkpoints' weights (``names``: the first,
+    the one back, the last); the up and down units differ only in which way they go.
+    """
+
+    def __init__(self, channels: int, kernel: int, stride: int, padding: int,
+                 there: type, back: type, names: Tuple[str, str, str]) -> None:
+        super().__init__()
+        self.names = names
+        for name, conv in zip(names, (there, back, there)):
+            setattr(self, name, conv(channels, channels, kernel, stride, padding))
+        self.act1 = nn.PReLU(channels)
+        self.act2 = nn.PReLU(channels)
+        self.act3 = nn.PReLU(channels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        first, back, last = (getattr(self, name) for name in self.names)
+        projected = self.act1(first(features))
+        returned = self.act2(back(projected))
+        return projected + self.act3(last(returned - features))
+
+
+class _UpProjection(_BackProjection):
     """LR features -> HR features, corrected by the back-projected LR residual."""
 
     def __init__(self, channels: int, kernel: int, stride: int, padding: int) -> None:
-        super().__init__()
-        self.up1 = nn.ConvTranspose2d(channels, channels, kernel, stride, padding)
-        self.down = nn.Conv2d(channels, channels, kernel, stride, padding)
-        self.up2 = nn.ConvTranspose2d(channels, channels, kernel, stride, padding)
-        self.act1 = nn.PReLU(channels)
-        self.act2 = nn.PReLU(channels)
-        self.act3 = nn.PReLU(channels)
-
-    def forward(self, low: torch.Tensor) -> torch.Tensor:
-        high0 = self.act1(self.up1(low))
-        low0 = self.act2(self.down(high0))
-        return high0 + self.act3(self.up2(low0 - low))
+        super().__init__(channels, kernel, stride, padding, nn.ConvTranspose2d, nn.Conv2d,
+                         ('up1', 'down', 'up2'))
 
 
-class _DownProjection(nn.Module):
+class _DownProjection(_BackProjection):
     """HR features -> LR features, corrected by the back-projected HR residual."""
 
     def __init__(self, channels: int, kernel: int, stride: int, padding: int) -> None:
-        super().__init__()
-        self.down1 = nn.Conv2d(channels, channels, kernel, stride, padding)
-        self.up = nn.ConvTranspose2d(channels, channels, kernel, stride, padding)
-        self.down2 = nn.Conv2d(channels, channels, kernel, stride, padding)
-        self.act1 = nn.PReLU(channels)
-        self.act2 = nn.PReLU(channels)
-        self.act3 = nn.PReLU(channels)
-
-    def forward(self, high: torch.Tensor) -> torch.Tensor:
-        low0 = self.act1(self.down1(high))
-        high0 = self.act2(self.up(low0))
-        return low0 + self.act3(self.down2(high0 - high))
+        super().__init__(channels, kernel, stride, padding, nn.Conv2d, nn.ConvTranspose2d,
+                         ('down1', 'up', 'down2'))
 
 
 class DSRNet(nn.Module):

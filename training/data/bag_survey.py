@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from training.data.rosbag_io import (CAMERA_INFO, COMPRESSED, DEPTH_ENCODINGS, IMAGE, BagError,
-                                     _messages, _norm_topic, _open)
+from training.data.bag_messages import (CAMERA_INFO, COMPRESSED, DEPTH_ENCODINGS, IMAGE,
+                                        BagError)
+from training.data.rosbag_io import norm_topic, open_bag, read_messages
 
 __all__ = ['TopicInfo', 'bag_digest', 'describe_topic', 'pick_topics', 'survey_bag']
 
@@ -68,15 +69,15 @@ def describe_topic(info: TopicInfo) -> str:
 def survey_bag(path: Path) -> Dict[str, TopicInfo]:
     """Every topic of the bag with its message type, count, rate and (images) encoding/size."""
     path = Path(path)
-    reader = _open(path)
+    reader = open_bag(path)
     found: Dict[str, TopicInfo] = {}
     times: Dict[str, List[int]] = {}
     with reader:
         for conn in reader.connections:
-            found.setdefault(_norm_topic(conn.topic), TopicInfo(_norm_topic(conn.topic),
-                                                                conn.msgtype, 0))
-        for conn, log_time, raw in _messages(reader, list(reader.connections), path):
-            info = found[_norm_topic(conn.topic)]
+            found.setdefault(norm_topic(conn.topic), TopicInfo(norm_topic(conn.topic),
+                                                               conn.msgtype, 0))
+        for conn, log_time, raw in read_messages(reader, list(reader.connections), path):
+            info = found[norm_topic(conn.topic)]
             info.count += 1
             stamps = times.setdefault(info.topic, [log_time, log_time])
             stamps[0], stamps[1] = min(stamps[0], log_time), max(stamps[1], log_time)
@@ -116,7 +117,7 @@ def pick_topics(path: Path, topics: Dict[str, TopicInfo], depth: Optional[str] =
     """
     depths = [t for t in topics.values() if t.is_depth]
     if depth:
-        chosen = topics.get(_norm_topic(depth))
+        chosen = topics.get(norm_topic(depth))
         if chosen is None:
             raise BagError(path, f'depth topic {depth!r} is not in the bag; depth topics: '
                                  f'{_listing(depths)}')
@@ -134,20 +135,20 @@ def pick_topics(path: Path, topics: Dict[str, TopicInfo], depth: Optional[str] =
                                         'rgb_info': None}
     infos = [t for t in topics.values() if t.msgtype == CAMERA_INFO]
     if info:
-        if _norm_topic(info) not in topics or topics[_norm_topic(info)].msgtype != CAMERA_INFO:
+        if norm_topic(info) not in topics or topics[norm_topic(info)].msgtype != CAMERA_INFO:
             raise BagError(path, f'camera_info topic {info!r} is not in the bag; camera_info '
                                  f'topics: {_listing(infos)}')
-        picked['info'] = _norm_topic(info)
+        picked['info'] = norm_topic(info)
     else:
         sibling = chosen.topic.rsplit('/', 1)[0] + '/camera_info'
         matches = [t for t in infos if t.topic == sibling] or (infos if len(infos) == 1 else [])
         picked['info'] = matches[0].topic if matches else None
     colours = [t for t in topics.values() if t.is_colour]
     if rgb and rgb.lower() != 'none':
-        if _norm_topic(rgb) not in topics or not topics[_norm_topic(rgb)].is_colour:
+        if norm_topic(rgb) not in topics or not topics[norm_topic(rgb)].is_colour:
             raise BagError(path, f'rgb topic {rgb!r} is not a colour image topic of the bag; '
                                  f'colour topics: {_listing(colours)}')
-        picked['rgb'] = _norm_topic(rgb)
+        picked['rgb'] = norm_topic(rgb)
     elif rgb is None and want_rgb and len(colours) == 1:
         picked['rgb'] = colours[0].topic
     elif rgb is None and want_rgb and len(colours) > 1:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ['KERNELS', 'degrade', 'add_sensor_noise', 'upsample_bicubic']
+__all__ = ['KERNELS', 'degrade', 'add_sensor_noise']
 
 KERNELS = {'cubic': cv2.INTER_CUBIC, 'linear': cv2.INTER_LINEAR, 'area': cv2.INTER_AREA,
            'nearest': cv2.INTER_NEAREST, 'lanczos': cv2.INTER_LANCZOS4,
@@ -62,13 +62,6 @@ def _pil_bicubic(hr: np.ndarray, size: tuple, round_to_uint8: bool) -> np.ndarra
     else:
         image = Image.fromarray(np.ascontiguousarray(hr, dtype=np.float32))
     return np.asarray(image.resize(size, Image.BICUBIC), dtype=np.float32)
-
-
-def upsample_bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
-    """The bicubic baseline: OpenCV INTER_CUBIC upsampling by ``scale``."""
-    height, width = lr.shape[:2]
-    return cv2.resize(lr.astype(np.float32), (width * scale, height * scale),
-                      interpolation=cv2.INTER_CUBIC)
 
 
 def add_sensor_noise(lr: np.ndarray, rng: np.random.Generator, noise_std: float = 0.0,

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dsr_ros.baselines import upsample_nearest
 from dsr_ros.depth_io import valid_mask
 from dsr_ros.depth_scaling import SENSOR_SCALING, Affine, DepthScaling
-from dsr_ros.inference import fill_invalid, make_net_input, prepare_net_input
+from dsr_ros.net_input import fill_invalid, make_net_input, prepare_net_input
 from training.data.degradation import add_sensor_noise, degrade
 from training.data.sample import RGBDSample
 from training.data.sensor_degradation import SensorDegradation
@@ -171,13 +172,13 @@ class PatchDataset(Dataset):
             lr_given = lr_given[top // self.scale:(top + size) // self.scale,
                                 left // self.scale:(left + size) // self.scale]
             hr_n, lr_in, lr_valid = self._given_pair(hr, lr_given, self._units[which], rng)
-            valid = valid & np.repeat(np.repeat(lr_valid, self.scale, axis=0), self.scale, axis=1)
+            valid = valid & upsample_nearest(lr_valid, self.scale)
         elif self.sensor is not None:
             hr_n, lr_in = self._sensor_pair(hr, valid, self._units[which], rng)
             # The loss covers what the node outputs: HR pixels under a valid LR pixel (an LR
             # hole's block is invalid in the output, so inpainting it would only cost capacity).
             lr_valid = lr_in[-1] > 0.5 if self.in_channels == 2 else np.ones(lr_in.shape[1:], bool)
-            valid = valid & np.repeat(np.repeat(lr_valid, self.scale, axis=0), self.scale, axis=1)
+            valid = valid & upsample_nearest(lr_valid, self.scale)
         else:
             hr_n, lr_in = self._research_pair(hr, which, rng)
         item = {

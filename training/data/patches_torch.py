@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from dsr_ros.depth_scaling import SENSOR_SCALING, DepthScaling
-from dsr_ros.frame_pipeline_torch import fill_invalid_t, fit_rows_t
-from dsr_ros.inference import fill_invalid
+from dsr_ros.frame_ops_torch import fill_invalid_t, fit_rows_t
+from dsr_ros.net_input import fill_invalid
 from training.data.patches import EXTENT_RANGE_M, METRIC_UNITS, NEAR_RANGE_M
 from training.data.sample import RGBDSample
 from training.data.sensor_degradation import SensorDegradation

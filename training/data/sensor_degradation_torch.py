@@ -36,9 +36,9 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from dsr_ros.frame_pipeline_torch import row_percentile_t
-from training.data.sensor_degradation import (DOWNSAMPLING, NOISE, QUANTIZATION,
-                                              SensorDegradation)
+from dsr_ros.frame_ops_torch import row_percentile_t
+from training.data.sensor_degradation import DOWNSAMPLING, SensorDegradation
+from training.data.sensor_noise import NOISE, QUANTIZATION
 
 __all__ = ['DegradedBatch', 'TorchSensorDegradation', 'gaussian_blur', 'symmetric_pad']
 
@@ -301,7 +301,7 @@ def _lr_validity(hr_valid: torch.Tensor, point: torch.Tensor, phase: torch.Tenso
 def _depth_with_disparity_noise(depth: torch.Tensor, noise: torch.Tensor,
                                 focal_baseline: torch.Tensor, subpixel: torch.Tensor
                                 ) -> torch.Tensor:
-    """``sensor_degradation._depth_with_disparity_noise`` per patch."""
+    """``sensor_noise._depth_with_disparity_noise`` per patch."""
     focal_baseline = focal_baseline[:, None, None]
     subpixel = subpixel[:, None, None]
     disparity = focal_baseline / depth.clamp(min=1e-3) + noise

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from training.data.readers.entries import Entry
-from training.data.rosbag_io import BagStats, iter_bag_samples
+from training.data.bag_pairing import BagStats
+from training.data.rosbag_io import iter_bag_samples
 
 __all__ = ['list_rosbag']
 
