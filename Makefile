@@ -51,7 +51,7 @@ $(JAZZY_STAMP): requirements-jazzy.txt setup.py
 	touch $(JAZZY_STAMP)
 
 demo: setup
-	$(PY) -m dsr_ros.demo --out out/demo
+	$(PY) -m dsr_ros.ros.demo --out out/demo
 
 # Real PrimeSense frames through the node as image_proc's decimation publishes them (needs
 # ../shared/data); the table and the zoomed-crop figure of README.

@@ -27,7 +27,7 @@ setup(
     entry_points={
         'console_scripts': [
             f'dsr_node = {PACKAGE}.ros.node:main',
-            f'dsr_demo = {PACKAGE}.demo:main',
+            f'dsr_demo = {PACKAGE}.ros.demo:main',
         ],
     },
 )

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from dsr_ros.baselines import upsample_bicubic_masked, upsample_nearest
-from dsr_ros.demo import stop_node_process
+from dsr_ros.ros.demo import stop_node_process
 from dsr_ros.depth_io import to_metres, valid_mask
 from dsr_ros.depth_metrics import depth_errors_mm
 from dsr_ros.ros.ros_args import default_params_file, node_command

@@ -1,6 +1,6 @@
 """The upsampling baselines SR is compared with: nearest (block), phase-aware nearest, bicubic.
 
-One definition each, shared by the demo (:mod:`dsr_ros.demo`), the evaluation package
+One definition each, shared by the demo (:mod:`dsr_ros.ros.demo`), the evaluation package
 (:mod:`training.evaluation`), training patches (an LR validity mask as HR blocks) and the
 real-camera benchmark. Holes are treated as the node treats them: an invalid LR pixel's
 ``s x s`` output block is invalid, and bicubic sees the holes filled from their nearest valid

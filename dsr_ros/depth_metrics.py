@@ -1,7 +1,7 @@
 """Errors of super-resolved depth against the truth: MAD and RMSE, with explicit masks and crop.
 
 The one definition of MAD and RMSE in the repository (:func:`difference_errors`), shared by the
-demo (:mod:`dsr_ros.demo`), the evaluation package (:mod:`training.evaluation.scores`) and the
+demo (:mod:`dsr_ros.ros.demo`), the evaluation package (:mod:`training.evaluation.scores`) and the
 real-camera benchmark. Pure numpy, so the installed package can score its own output.
 
 The functions never convert units unless told: the result is in the unit of the arrays, or in

@@ -38,7 +38,7 @@ def _check_png(path: Path) -> None:
                     reason='a model is shipped; the untrained path is not taken')
 def test_demo_without_weights_says_untrained_and_reports(tmp_path):
     out = tmp_path / 'demo'
-    result = _run_demo([sys.executable, '-m', 'dsr_ros.demo', '--out', str(out),
+    result = _run_demo([sys.executable, '-m', 'dsr_ros.ros.demo', '--out', str(out),
                         '--frames', '8'])
     stdout = result.stdout
     assert 'UNTRAINED' in stdout
@@ -72,7 +72,7 @@ def test_demo_console_script_with_weights_and_32fc1(tmp_path, tiny_checkpoint):
 def test_demo_refuses_a_bad_checkpoint(tmp_path):
     bad = tmp_path / 'bad.pt'
     bad.write_text('not a checkpoint')
-    result = subprocess.run([sys.executable, '-m', 'dsr_ros.demo', '--weights', str(bad),
+    result = subprocess.run([sys.executable, '-m', 'dsr_ros.ros.demo', '--weights', str(bad),
                              '--out', str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 1

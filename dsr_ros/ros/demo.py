@@ -1,6 +1,6 @@
 """End-to-end demo: a synthetic depth camera -> dsr_node (separate process) -> metrics and a PNG.
 
-``dsr_demo`` (or ``python -m dsr_ros.demo``) renders a procedural scene (dsr_ros.scene),
+``dsr_demo`` (or ``python -m dsr_ros.ros.demo``) renders a procedural scene (dsr_ros.scene),
 publishes its LR depth and camera_info at camera rate through real ROS 2 publishers, starts
 ``dsr_node`` as its own process with the ``--ros-args`` line a launch file would produce, receives
 the super-resolved output, and prints frames in/out, drops, latency and the error of the SR
