@@ -105,7 +105,9 @@ def test_the_whole_driver_end_to_end_on_procedural_data(tmp_path):
                '--seeds', '0', '--arms', 'dsr_alone', 'full_guided', '--quick-eval',
                '--stage1-margin=-1000',  # a tiny stage 1 is no better than bicubic
                '--runs', str(tmp_path / 'runs'), '--results', str(tmp_path / 'results')]
-    for item in TINY:
+    # ... nor is a tiny guided teacher: open the gate's base condition (tested in
+    # test_cross_task) so the pass path runs
+    for item in [*TINY, 'checks.teacher_base_margin=-1000']:
         command += ['--set', item]
     env = dict(os.environ, OMP_NUM_THREADS='1')
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,

@@ -204,6 +204,13 @@ def test_gate_baselines_and_sentence():
     assert sentence.startswith('teacher gate: DENet may not teach DSRNet: its held-out error 0.3')
     assert 'best constant' in sentence and 'per-image median' in sentence
     assert '4 x DSRNet\'s 0.02' in sentence and 'student\'s held-out error is 0.02' in sentence
+    # a teacher that sees the LR depth must also leave its own bicubic base by the margin
+    assert gate_problem('the guided teacher', 'DSRNet', 0.0142, 0.0121, baselines, 4.0,
+                        e_base=0.0150, base_margin=0.05) == ''
+    stuck = gate_problem('the guided teacher', 'DSRNet', 0.01504, 0.0121, baselines, 4.0,
+                         e_base=0.01505, base_margin=0.05)
+    assert 'not 5% below its own bicubic base\'s 0.01505 (0.9993 x' in stuck
+    assert 'constant' not in stuck and 'DSRNet\'s 0.0121 (' not in stuck  # only the base fails
 
 
 def test_teacher_gate_refuses_a_constant_level_teacher(tmp_path):
@@ -226,10 +233,34 @@ def test_teacher_gate_refuses_a_constant_level_teacher(tmp_path):
     assert trainer.epoch == 1  # nothing was distilled
 
 
+def test_teacher_gate_refuses_a_guided_teacher_at_its_base(tmp_path):
+    """The fair x8 ablation's guided teacher sat at its bicubic base through stage 1 and
+    passed the first three conditions; the base condition refuses it."""
+    config = fair_tiny(stage1_epochs=1, stage2_epochs=1)
+    config.update(teacher='guided')
+    config['checks']['teacher_gate'] = True
+    trainer = make(tmp_path, config)
+    trainer.train_epoch()
+    last = trainer.model.denet.reconstruction[-1]
+    with torch.no_grad():  # the residual is zero: the teacher outputs its bicubic base
+        last.weight.zero_()
+        last.bias.zero_()
+    trainer._last_val_epoch = -1  # validate the changed teacher
+    with pytest.raises(TeacherGateRefused, match='not 5% below its own bicubic base'):
+        trainer.train_epoch()
+    gate = json.loads((tmp_path / 'gate.json').read_text())
+    assert gate['passed'] is False and gate['e_teacher'] == pytest.approx(gate['e_base'])
+    assert gate['e_teacher'] < min(gate['e_constant'], gate['e_image_median'])
+    assert trainer.epoch == 1  # nothing was distilled
+
+
 def test_teacher_gate_lets_the_guided_teacher_teach(tmp_path):
     config = fair_tiny(stage1_epochs=1, stage2_epochs=1)
     config.update(teacher='guided')
     config['checks']['teacher_gate'] = True
+    # the pass path: a one-epoch tiny teacher is still above its bicubic base (about 2.4 x),
+    # so the base condition (tested above) is opened here; the other three still apply
+    config['checks']['teacher_base_margin'] = -10.0
     trainer = make(tmp_path, config)
     trainer.train()
     gate = json.loads((tmp_path / 'gate.json').read_text())

@@ -34,12 +34,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from training import ablation_table
 from training.stall import DEFAULT_MARGIN, read_history, stage1_problem
@@ -239,7 +240,12 @@ def _same_dsrnet(runs: Path, seeds: Sequence[int]) -> Dict[str, Any]:
 
 
 def _budget(spec: TableSpec, results: Path, arms: Sequence[str]) -> Dict[str, Any]:
-    """DSRNet's HR training pixels per arm (stage 1 + stage 2), from the arm's config."""
+    """DSRNet's HR training pixels per arm (stage 1 + stage 2).
+
+    From the arm's histories when they count them (``hr_pixels_seen``, ``rgb_pixels_seen`` of
+    the last row: what the runs trained on, per seed), else from its config (epochs x patches x
+    patch area; ``hr_pixels_from: config``).
+    """
     budget = {}
     for arm in arms:
         configs = sorted((results / arm).glob('seed*/config.json'))
@@ -250,8 +256,29 @@ def _budget(spec: TableSpec, results: Path, arms: Sequence[str]) -> Dict[str, An
         epochs = int(schedule['stage1_epochs']) + int(schedule['stage2_epochs'])
         budget[arm] = {'epochs': epochs, 'patches_per_epoch': data['patches_per_epoch'],
                        'patch_size': data['patch_size'],
-                       'hr_pixels': epochs * data['patches_per_epoch'] * data['patch_size'] ** 2}
+                       'hr_pixels': epochs * data['patches_per_epoch'] * data['patch_size'] ** 2,
+                       'hr_pixels_from': 'config'}
+        seen = _pixels_seen(config_path.parent / 'history.csv' for config_path in configs)
+        if seen:
+            budget[arm].update(seen, hr_pixels=seen['hr_pixels_seen'][0],
+                               hr_pixels_from='history')
     return budget
+
+
+def _pixels_seen(histories: Iterable[Path]) -> Dict[str, List[float]]:
+    """Per seed, the last history row's cumulative pixel counts ({} unless every seed has them)."""
+    seen: Dict[str, List[float]] = {'hr_pixels_seen': [], 'rgb_pixels_seen': []}
+    for path in histories:
+        rows = read_history(path)
+        last = rows[-1] if rows else {}
+        for name, values in seen.items():
+            try:
+                values.append(float(last[name]))
+            except (KeyError, TypeError, ValueError):
+                return {}
+    if not seen['hr_pixels_seen'] or not all(math.isfinite(v) for v in seen['hr_pixels_seen']):
+        return {}
+    return seen
 
 
 def collect(name: str, runs: Path, results: Path, arms: Sequence[str], seeds: Sequence[int],

@@ -100,11 +100,12 @@ DEFAULTS: Dict[str, Any] = {
     # Run checks (training/stall.py, training/teacher_gate.py, CrossTaskModel.begin_epoch):
     # a held-out DSRNet error within stall_rel_tol of the residual base's flags the epoch;
     # teacher_gate refuses to distil from a teacher that does not beat a constant and a
-    # per-image-median predictor and is not within teacher_max_ratio x the student's error;
+    # per-image-median predictor and is not within teacher_max_ratio x the student's error
+    # or, seeing the LR depth (the guided teacher), is not teacher_base_margin below its base;
     # untrained_heads: 'error' stops, 'warn' warns, when L_O would distil side outputs whose
     # heads never received a gradient.
     'checks': {'stall_rel_tol': 5.0e-3, 'teacher_gate': False, 'teacher_max_ratio': 4.0,
-               'untrained_heads': 'warn'},
+               'teacher_base_margin': 0.05, 'untrained_heads': 'warn'},
 }
 
 #: Every switch by which a run may deviate from the paper: ``key: (paper value, why ours

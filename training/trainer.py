@@ -171,6 +171,7 @@ class Trainer:
         sums: Dict[str, float] = {}
         counts: Dict[str, int] = {}
         samples = 0
+        pixels = {'hr_pixels_seen': 0, 'rgb_pixels_seen': 0}
         start = time.perf_counter()
         batches = _Batches([(kind, self._loader(dataset, epoch))
                             for kind, dataset in self._epoch_sources(role)])
@@ -190,6 +191,7 @@ class Trainer:
                 sums[name] = sums.get(name, 0.0) + value
                 counts[name] = counts.get(name, 0) + 1
             samples += batch['hr'].shape[0]
+            pixels[_pixel_column(kind, role)] += batch['hr'].numel()
             bar.set_postfix({k: f'{v:.4f}' for k, v in terms.items() if k.startswith('l_')})
         elapsed = time.perf_counter() - start
         self.model.end_epoch(stage)
@@ -206,6 +208,7 @@ class Trainer:
                'affinity_mem_bound_mb': self._affinity_bound_mb()}
         row.update({name: sums[name] / counts[name] for name in sorted(sums)})
         row.update(stall.flag_epoch(val, self.config, self.epoch))
+        row.update(self._pixels_seen(pixels))
         self.history.append(row)
         if self.rank == 0:
             improved = val['e_dsr'] < self.best_val
@@ -217,6 +220,19 @@ class Trainer:
             if self.epoch == int(self.config['schedule']['stage1_epochs']):
                 self.save_state(self.out_dir / 'stage1_end.pt')
         return row
+
+    def _pixels_seen(self, epoch_pixels: Dict[str, int]) -> Dict[str, float]:
+        """The run's cumulative training pixels (all ranks) up to and with this epoch.
+
+        ``hr_pixels_seen``: HR depth pixels of the patches DSRNet was trained on (stage 1, and
+        stage 2 as the student); ``rgb_pixels_seen``: HR pixels of the RGB-D patches the RGB
+        net (DENet or the guided teacher) was trained on. A teacher's forward passes do not
+        count. Continued from the previous row (a resumed or forked run keeps counting); NaN
+        after a row from before these columns existed.
+        """
+        last = self.history[-1] if self.history else {}
+        return {name: float(last.get(name, math.nan if last else 0.0)) + value * self.world
+                for name, value in epoch_pixels.items()}
 
     def _score_start(self, e_dsr: float) -> None:
         """The starting weights (init_weights, or the random start) are the first candidate for
@@ -299,6 +315,12 @@ class _Batches:
         iterators = {kind: iter(loader) for kind, loader in self.loaders}
         for kind, _ in self.layout:
             yield kind, next(iterators[kind])
+
+
+def _pixel_column(kind: str, role: str) -> str:
+    """Which net a step of ``kind`` trains: DSRNet (``hr_pixels_seen``) or the RGB net."""
+    trains_dsr = kind == 'dsr' or (kind == 'stage2' and role == 'dsr')
+    return 'hr_pixels_seen' if trains_dsr else 'rgb_pixels_seen'
 
 
 def _role_label(role: str, cross_task: bool) -> str:

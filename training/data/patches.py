@@ -140,7 +140,8 @@ class PatchDataset(Dataset):
         self._lr: List[Optional[np.ndarray]] = [
             s.lr_inputs[self.scale] if given_lr else None for s in usable]
         for sample in usable:
-            self._depth.append(fill_invalid(sample.depth.astype(np.float32), sample.valid))
+            self._depth.append(fill_invalid(sample.depth.astype(np.float32, copy=False),
+                                            sample.valid))
             self._valid.append(sample.valid)
             self._rgb.append(sample.rgb)
             self._round.append(sample.unit == 'disparity_8bit')

@@ -5,22 +5,36 @@ generator: :func:`room_samples` keeps them in metres (sensor models), :func:`syn
 maps them to the 8-bit disparity scale with an RGB image rendered from the same geometry
 (:func:`render_rgb`: textured, lit surfaces), so the cross-task stage gets unlimited registered
 pairs and a run needs no download.
+
+The RGB images hold the three kinds of edge a guidance net must tell apart (docs/cross_task.md,
+"Data"): colour edges *on* depth edges (each surface has its own albedo and shading),
+texture edges *inside* flat depth (stripes, tiles, posters, blotches painted in a surface's own
+plane coordinates; ``texture_prob`` of the surfaces carry one) and depth edges with little or no
+colour edge (``weak_contrast_prob`` of the furniture takes the back wall's albedo). Thousands of
+samples: ``cache`` renders each once and maps it from disk afterwards
+(:mod:`training.data.sample_cache`).
 """
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Iterator, List, Tuple, Union
 
 import cv2
 import numpy as np
 
 from dsr_ros.scene import ROOM_SURFACES, RoomGeometry, random_room, render_room
 from training.data.sample import RGBDSample
+from training.data.sample_cache import cache_folder, cached_samples
 
 __all__ = ['render_rgb', 'room_samples', 'synthetic_samples']
 
 #: Disparity of each room's nearest point: the far end of the 8-bit scale, as in Middlebury GT.
 NEAREST_DISPARITY = 250.0
+#: The textures of :func:`_texture` and their odds; ``plain`` paints no edge inside a surface.
+TEXTURES = ('plain', 'stripes', 'tiles', 'posters', 'blotches')
+TEXTURE_ODDS = (0.15, 0.25, 0.2, 0.25, 0.15)
+#: Default share of surfaces with a texture (1 - the odds of ``plain``).
+TEXTURE_PROB = 0.85
 
 
 def _disparity(metres: np.ndarray) -> np.ndarray:
@@ -34,37 +48,56 @@ def _disparity(metres: np.ndarray) -> np.ndarray:
 
 def synthetic_samples(count: int = 4, height: int = 128, width: int = 160, seed: int = 0,
                       with_rgb: bool = True, hole_fraction: float = 0.0,
-                      weak_contrast_prob: float = 0.3) -> List[RGBDSample]:
+                      weak_contrast_prob: float = 0.3, texture_prob: float = TEXTURE_PROB,
+                      cache: Union[bool, str, None] = None) -> List[RGBDSample]:
     """``count`` random rooms in 8-bit disparity units with a rendered, registered RGB image.
 
     Unlimited RGB-D pairs for the cross-task stage (DENet, SPNet): the RGB image is rendered
     from the same ray-cast geometry (:func:`render_rgb`), so it holds what SPNet exists for:
-    texture edges where depth is smooth, and depth edges with weak colour contrast.
+    texture edges where depth is smooth (``texture_prob`` of the surfaces), and depth edges
+    with weak colour contrast (``weak_contrast_prob`` of the furniture).
     ``hole_fraction`` marks that share of the pixels invalid at random (values kept).
+    ``cache`` (a folder, or True for ``~/.cache/dsr_ros/samples``) renders each sample once
+    and maps it from disk afterwards: same values, bounded memory for thousands of rooms.
+    Sample ``i`` depends on ``seed`` and ``i`` only, not on ``count``.
     """
+    params = dict(height=height, width=width, seed=seed, with_rgb=with_rgb,
+                  hole_fraction=hole_fraction, weak_contrast_prob=weak_contrast_prob,
+                  texture_prob=texture_prob)
+    if cache:
+        return cached_samples(cache_folder(cache, 'synthetic', params),
+                              [f'synthetic_{seed}_{index}' for index in range(count)],
+                              'disparity_8bit', 'dsr_ros.scene.render_room',
+                              _iter_synthetic(count, **params))
+    return list(_iter_synthetic(count, **params))
+
+
+def _iter_synthetic(count: int, height: int, width: int, seed: int, with_rgb: bool,
+                    hole_fraction: float, weak_contrast_prob: float, texture_prob: float
+                    ) -> Iterator[RGBDSample]:
+    """The samples of :func:`synthetic_samples`, one at a time (the cache writes each)."""
     rng = np.random.default_rng(seed)
-    samples = []
     for index in range(count):
         room = render_room(rng, width, height)
         depth = _disparity(room.depth)
         valid = np.ones((height, width), bool)
         if hole_fraction > 0:
             valid &= rng.random((height, width)) >= hole_fraction
-        rgb = (render_rgb(room, np.random.default_rng([seed, index, 1]), weak_contrast_prob)
-               if with_rgb else None)
-        samples.append(RGBDSample(f'synthetic_{seed}_{index}', depth, valid, 'disparity_8bit',
-                                  rgb=rgb, source='dsr_ros.scene.render_room'))
-    return samples
+        rgb = (render_rgb(room, np.random.default_rng([seed, index, 1]), weak_contrast_prob,
+                          texture_prob) if with_rgb else None)
+        yield RGBDSample(f'synthetic_{seed}_{index}', depth, valid, 'disparity_8bit', rgb=rgb,
+                         source='dsr_ros.scene.render_room')
 
 
-def render_rgb(room: RoomGeometry, rng: np.random.Generator, weak_contrast_prob: float = 0.3
-               ) -> np.ndarray:
+def render_rgb(room: RoomGeometry, rng: np.random.Generator, weak_contrast_prob: float = 0.3,
+               texture_prob: float = TEXTURE_PROB) -> np.ndarray:
     """A lit, textured RGB image (uint8, H x W x 3) of a ray-cast room.
 
     Each surface gets an albedo (pale walls, floor and ceiling; random furniture colours) and,
     in its own plane coordinates, a texture: floor tiles or planks, posters and stripes on walls,
     stripes or blotches on furniture. Texture edges lie on smooth depth, where SPNet must learn
-    to ignore them. With probability ``weak_contrast_prob`` a piece of furniture takes the
+    to ignore them; ``texture_prob`` of the surfaces carry one (0: colour edges only where
+    surfaces meet). With probability ``weak_contrast_prob`` a piece of furniture takes the
     albedo of the back wall, so its depth edges show little colour contrast. Lambertian shading
     from a random directional light plus ambient, then gamma, a slight blur and sensor noise.
     """
@@ -77,7 +110,7 @@ def render_rgb(room: RoomGeometry, rng: np.random.Generator, weak_contrast_prob:
             _pale(rng) if index < len(ROOM_SURFACES) else _colour(rng))
         if index >= len(ROOM_SURFACES) and rng.random() < weak_contrast_prob:
             base = wall
-        albedo[mask] = base * _texture(room, int(index), mask, rng)[mask][..., None]
+        albedo[mask] = base * _texture(room, int(index), mask, rng, texture_prob)[mask][..., None]
     normals = _normals(room.points, room.surface)
     light = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-1.0, -0.3), rng.uniform(-1.0, -0.2)])
     light /= np.linalg.norm(light)
@@ -114,13 +147,26 @@ def _plane_coordinates(room: RoomGeometry, index: int) -> Tuple[np.ndarray, np.n
     return x + z, y
 
 
-def _texture(room: RoomGeometry, index: int, mask: np.ndarray, rng: np.random.Generator
-             ) -> np.ndarray:
+def _texture_odds(texture_prob: float) -> List[float]:
+    """The odds of :data:`TEXTURES` with ``texture_prob`` of them textured (not ``plain``).
+
+    The default returns :data:`TEXTURE_ODDS` as they are, so existing seeds draw the same
+    textures bit for bit.
+    """
+    if not 0.0 <= texture_prob <= 1.0:
+        raise ValueError(f'texture_prob must be in [0, 1], got {texture_prob}')
+    if texture_prob == TEXTURE_PROB:
+        return list(TEXTURE_ODDS)
+    textured = sum(TEXTURE_ODDS[1:])
+    return [1.0 - texture_prob] + [texture_prob * odds / textured for odds in TEXTURE_ODDS[1:]]
+
+
+def _texture(room: RoomGeometry, index: int, mask: np.ndarray, rng: np.random.Generator,
+             texture_prob: float = TEXTURE_PROB) -> np.ndarray:
     """A brightness factor (about 0.4-1.4) painting edges that have no depth edge."""
     u, v = _plane_coordinates(room, index)
     out = np.ones(room.depth.shape, np.float32)
-    kind = rng.choice(['plain', 'stripes', 'tiles', 'posters', 'blotches'],
-                      p=[0.15, 0.25, 0.2, 0.25, 0.15])
+    kind = rng.choice(list(TEXTURES), p=_texture_odds(texture_prob))
     if kind == 'stripes':
         period = rng.uniform(0.05, 0.6)
         angle = rng.uniform(0, np.pi)
@@ -159,16 +205,25 @@ def _normals(points: np.ndarray, surface: np.ndarray) -> np.ndarray:
     return np.where(facing, -normals, normals)
 
 
-def room_samples(count: int = 64, height: int = 240, width: int = 320, seed: int = 0
-                 ) -> List[RGBDSample]:
+def room_samples(count: int = 64, height: int = 240, width: int = 320, seed: int = 0,
+                 cache: Union[bool, str, None] = None) -> List[RGBDSample]:
     """``count`` random cluttered rooms in metres (:func:`dsr_ros.scene.random_room`).
 
     Unlimited metric scenes at robot ranges for sensor models; ``seed`` picks the set, so the
-    held-out rooms (another seed) never overlap the training rooms.
+    held-out rooms (another seed) never overlap the training rooms. Depth only (the teachers'
+    RGB-D rooms are :func:`synthetic_samples`). ``cache``: as there.
     """
-    samples = []
+    if cache:
+        return cached_samples(cache_folder(cache, 'rooms', dict(height=height, width=width,
+                                                                seed=seed)),
+                              [f'room_{seed}_{index}' for index in range(count)], 'metre',
+                              'dsr_ros.scene.random_room',
+                              _iter_rooms(count, height, width, seed))
+    return list(_iter_rooms(count, height, width, seed))
+
+
+def _iter_rooms(count: int, height: int, width: int, seed: int) -> Iterator[RGBDSample]:
     for index in range(count):
         depth = random_room(np.random.default_rng([seed, index]), width, height)
-        samples.append(RGBDSample(f'room_{seed}_{index}', depth, np.ones(depth.shape, bool),
-                                  'metre', source='dsr_ros.scene.random_room'))
-    return samples
+        yield RGBDSample(f'room_{seed}_{index}', depth, np.ones(depth.shape, bool), 'metre',
+                         source='dsr_ros.scene.random_room')
