@@ -36,7 +36,7 @@ def _history(folder: Path, ratio: float) -> None:
 
 def test_dry_run_forks_every_arm_from_the_stage1_of_its_teacher(tmp_path, capsys):
     assert ablation.main(['run', '--table', 'research_x8', '--dry-run', '--runs',
-                          str(tmp_path)]) == 0
+                          str(tmp_path / 'runs'), '--results', str(tmp_path / 'results')]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if 'training.train' in line]
     assert len(lines) == 3 * (2 + 3)  # per seed: two stage 1s, three arms
     for line in lines:
