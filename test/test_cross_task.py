@@ -17,9 +17,9 @@ import torch
 from dsr_ros.checkpoint import load_checkpoint
 from dsr_ros.networks import DSRNet
 from training.ablation import TABLES
-from training.config import load_config
+from training.config import ConfigError, load_config, validate
 from training.data.synthetic import synthetic_samples
-from training.guided_teacher import GuidedTeacher
+from training.guided_teacher import GuidedTeacher, build_teacher
 from training.model import CrossTaskModel
 from training.side_heads import UntrainedHeadError
 from training.stall import is_stalled, stage1_problem
@@ -270,6 +270,32 @@ def test_teacher_gate_lets_the_guided_teacher_teach(tmp_path):
 
 
 # ---------------------------------------------------------------- guided teacher
+def test_guided_teacher_body_reads_the_centred_amplified_base():
+    """teacher_depth_gain: the body sees (base - mean) x gain; the output stays residual + the
+    unchanged base (a zero residual gives the base exactly)."""
+    torch.manual_seed(0)
+    rgb, lr = torch.rand(2, 3, 32, 32), torch.rand(2, 1, 4, 4)
+    raw = GuidedTeacher(8, num_channels=8, num_stages=2, num_res_blocks=1)
+    gained = GuidedTeacher(8, num_channels=8, num_stages=2, num_res_blocks=1, depth_gain=10.0)
+    gained.load_state_dict(raw.state_dict())
+    base = raw.base(lr)
+    assert torch.equal(raw.body_depth(base), base)
+    body = gained.body_depth(base)
+    assert torch.allclose(body.mean(dim=(2, 3)), torch.zeros(2, 1), atol=1e-5)
+    assert torch.allclose(body, (base - base.mean(dim=(2, 3), keepdim=True)) * 10.0)
+    assert not torch.equal(gained(rgb, lr)[0], raw(rgb, lr)[0])
+    with torch.no_grad():
+        gained.reconstruction[-1].weight.zero_()
+        gained.reconstruction[-1].bias.zero_()
+    assert torch.equal(gained(rgb, lr)[0], base)
+    config = fair_tiny(stage1_epochs=1, stage2_epochs=1)
+    config.update(teacher='guided', teacher_depth_gain=10.0)
+    assert build_teacher(config, num_stages=2).depth_gain == 10.0
+    config.update(teacher_depth_gain=0.0)
+    with pytest.raises(ConfigError, match='teacher_depth_gain must be > 0 or null'):
+        validate(config)
+
+
 def test_guided_teacher_input_contract_and_feature_shapes():
     torch.manual_seed(0)
     teacher = GuidedTeacher(4, num_channels=8, num_stages=2, num_res_blocks=1)

@@ -56,6 +56,9 @@ DEFAULTS: Dict[str, Any] = {
     # The net that teaches DSRNet: 'denet' (RGB only, the paper) or 'guided' (RGB + LR depth,
     # privileged information of training time; training/guided_teacher.py). Both use 'denet'.
     'teacher': 'denet',
+    # The guided teacher's body reads (base - its mean) x this gain instead of the raw bicubic
+    # base (None: the raw base); the raw base kept it at its base (training/guided_teacher.py).
+    'teacher_depth_gain': None,
     'data': {
         'train': [],
         'val': [],
@@ -276,6 +279,9 @@ def validate(config: Dict[str, Any], where: str = 'config') -> None:
     if config['teacher'] not in TEACHER_KINDS:
         raise ConfigError(f'{where}: teacher must be one of {TEACHER_KINDS}, got '
                           f'{config["teacher"]!r}')
+    gain = config['teacher_depth_gain']
+    if gain is not None and not float(gain) > 0:
+        raise ConfigError(f'{where}: teacher_depth_gain must be > 0 or null, got {gain!r}')
     if not float(config['loss']['affinity_temperature']) > 0:
         raise ConfigError(f'{where}: loss.affinity_temperature must be > 0')
     if int(config['optim']['warmup_steps']) < 0 or float(config['checks']['stall_rel_tol']) < 0:
