@@ -12,10 +12,9 @@ from __future__ import annotations
 import functools
 from typing import Callable, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 
-from dsr_ros.sampling_phase import shift_moves
+from dsr_ros.sampling_phase import move_coordinates, shift_moves
 from dsr_ros.self_ensemble import FlipOps, Member, average_over_flips
 
 __all__ = ['TORCH_FLIPS', 'average_over_flips_t', 'keep_samples_t', 'move_output_t',
@@ -32,12 +31,9 @@ def _shift_index(length: int, amount: int, device: torch.device) -> torch.Tensor
 @functools.lru_cache(maxsize=64)
 def _interp_index(length: int, amount: float, device: torch.device
                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``move_output``'s ``low``, ``high`` and float32 ``frac`` for one axis (computed as
-    numpy computes them, once per shape and move)."""
-    source = np.clip(np.arange(length, dtype=np.float64) - amount, 0, length - 1)
-    low = np.floor(source).astype(np.int64)
-    high = np.minimum(low + 1, length - 1)
-    frac = (source - low).astype(np.float32)
+    """``move_output``'s ``low``, ``high`` and float32 ``frac`` for one axis
+    (:func:`~dsr_ros.sampling_phase.move_coordinates`, once per shape and move)."""
+    low, high, frac = move_coordinates(length, amount)
     return (torch.from_numpy(low).to(device), torch.from_numpy(high).to(device),
             torch.from_numpy(frac).to(device))
 

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ['UNKNOWN_PHASE', 'checkpoint_alignment', 'checkpoint_native_alignment', 'keep_samples',
-           'move_output', 'parse_phase', 'shift_moves', 'shift_output']
+           'move_coordinates', 'move_output', 'parse_phase', 'shift_moves', 'shift_output']
 
 #: The node parameter's value for "phase not known" (no shift).
 UNKNOWN_PHASE = (-1, -1)
@@ -79,16 +79,23 @@ def move_output(hr: np.ndarray, rows: float, cols: float) -> np.ndarray:
         if amount == 0:
             continue
         length = out.shape[axis]
-        source = np.clip(np.arange(length, dtype=np.float64) - amount, 0, length - 1)
-        low = np.floor(source).astype(np.intp)
-        high = np.minimum(low + 1, length - 1)
-        frac = (source - low).astype(np.float32)
+        low, high, frac = move_coordinates(length, amount)
         shape = [1] * out.ndim
         shape[axis] = length
         frac = frac.reshape(shape)
         out = (np.take(out, low, axis=axis) * (1 - frac)
                + np.take(out, high, axis=axis) * frac).astype(hr.dtype, copy=False)
     return out
+
+
+def move_coordinates(length: int, amount: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One axis of :func:`move_output`: for each output index, the source pixels ``low`` and
+    ``high`` (int64) and the float32 weight ``frac`` of ``high``, coordinates clamped to the
+    axis. The torch twin reads the same arrays, so both interpolate with the same bits."""
+    source = np.clip(np.arange(length, dtype=np.float64) - amount, 0, length - 1)
+    low = np.floor(source).astype(np.int64)
+    high = np.minimum(low + 1, length - 1)
+    return low, high, (source - low).astype(np.float32)
 
 
 def shift_moves(shape: Sequence[int], rows: int, cols: int) -> bool:

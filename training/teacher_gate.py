@@ -115,7 +115,7 @@ def check_epoch(trainer: Any, role: str, errors: Dict[str, float]) -> None:
     baselines = baseline_errors(trainer.datasets['val'])
     max_ratio = float(config['checks']['teacher_max_ratio'])
     base_margin = float(config['checks']['teacher_base_margin'])
-    sees_lr = teacher != 'DENet'  # the guided teacher, or DSRNet teaching DENet
+    sees_lr = role == 'de' or config.get('teacher') == 'guided'  # DSRNet, or the guided one
     e_base = float(errors['e_base']) if sees_lr and 'e_base' in errors else None
     problem = gate_problem(teacher, student, errors[teacher_key], errors[student_key],
                            baselines, max_ratio, e_base, base_margin)
