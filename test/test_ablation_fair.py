@@ -49,6 +49,19 @@ def test_dry_run_forks_every_arm_from_the_stage1_of_its_teacher(tmp_path, capsys
         assert f'stage1_{teacher}/seed{seed}/stage1_end.pt' in line
 
 
+def test_the_sensor_table_trains_one_stage1_per_seed_for_its_two_arms(tmp_path, capsys):
+    """DSRNet alone forks from the guided stage 1 there (its DSRNet is the DENet stage 1's)."""
+    ablation._PLANNED.clear()
+    assert ablation.main(['run', '--table', 'sensor_x4', '--arms', 'dsr_alone', 'full_guided',
+                          '--seeds', '0', '--dry-run', '--runs', str(tmp_path / 'runs'),
+                          '--results', str(tmp_path / 'results')]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if 'training.train' in line]
+    assert len(lines) == 1 + 2
+    assert 'ablation_x4_sensor_stage1_guided.yaml' in lines[0]
+    assert not any('stage1_denet' in line for line in lines)
+    assert all('stage1_guided/seed0/stage1_end.pt' in line for line in lines[1:])
+
+
 def test_a_stage1_below_the_margin_is_refused(tmp_path, capsys):
     _history(tmp_path / 'runs' / 'research_x8' / 'stage1_denet' / 'seed0', 0.97)
     code = ablation.main(['run', '--table', 'research_x8', '--seeds', '0', '--arms',
