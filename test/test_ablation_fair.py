@@ -111,6 +111,23 @@ def test_paired_differences_and_the_verdict():
         ' | 10.5% |' in text and '(2.0 std)' in text
 
 
+def test_the_test_split_is_tabulated_beside_the_validation_score_not_in_the_verdict():
+    records = {'dsr_alone': {0: {'score': 0.70, 'test_score': 0.60},
+                             1: {'score': 0.72, 'test_score': 0.64}},
+               'full_guided': {0: {'score': 0.71, 'test_score': 0.50},
+                               1: {'score': 0.73, 'test_score': 0.52}}}
+    table = ablation_table.build_table('sensor_x4', 'sensor_val', records, 'dsr_alone')
+    guided = table['arms']['full_guided']
+    assert guided['mean'] == pytest.approx(0.72) and guided['paired']['passes'] is False
+    assert guided['test']['mean'] == pytest.approx(0.51)
+    assert guided['test']['paired']['mean'] == pytest.approx(-0.11)
+    text = ablation_table.markdown(table)
+    main, beside = text.split('### The same score on the test split')
+    assert '| full_guided | 0.7100 | 0.7300 | 0.7200 +- 0.0141 |' in main
+    assert '| full_guided | 0.5000 | 0.5200 | 0.5100 +- 0.0141 |' in beside
+    assert 'never used to decide' in beside
+
+
 def test_the_whole_driver_end_to_end_on_procedural_data(tmp_path):
     """Two stage 1s, two arms, fp16 export, scores (Middlebury's Art when present), table;
     then --resume finds everything done and trains nothing."""

@@ -7,7 +7,8 @@ Scores (lower is better):
   NYUv2 RMSE (cm) beside it when the samples are present.
 - ``sensor_val``: the sensor suite's fixed validation score (:mod:`training.evaluation.ranking`:
   mean over ten families of (MAD against the better baseline + RMSE against bicubic) / 2) on
-  the validation split; 1 is a baseline's level.
+  the validation split; 1 is a baseline's level. The same score on the test split is reported
+  beside it (``test_score``, its own table) and never used for the verdict.
 
 Per arm: every seed, mean +- sample std (ddof 1); per cross-task arm, the paired differences
 against the reference arm seed by seed (arm - reference: negative is better), their mean +-
@@ -85,16 +86,20 @@ def _sensor_val(weights: Path, quick: bool, data_root: Optional[Path]) -> Dict[s
     from training.evaluation.families import PHASE_UNKNOWN_FAMILIES
     from training.evaluation.ranking import balanced_score
     from training.evaluation.sensor import run_suite
-    suite = run_suite([weights], weights.parent / 'sensor_val', data_root or shared_data_root(),
-                      labels=['net'], quick=quick, progress=False, split='val',
-                      save_maps=False)
-    summary = suite['net']['summary']
-    missing = [family for family in PHASE_UNKNOWN_FAMILIES if family not in summary]
-    if missing:
-        raise ValueError(f'the validation split has no {missing} family')
-    return {'score': float(balanced_score(summary)),
-            'families': {f: {k: v for k, v in summary[f].items() if k.startswith('sr_')}
-                         for f in PHASE_UNKNOWN_FAMILIES}}
+    root = data_root or shared_data_root()
+    result: Dict[str, Any] = {}
+    for split, key in (('val', 'score'), ('test', 'test_score')):
+        suite = run_suite([weights], weights.parent / f'sensor_{split}', root, labels=['net'],
+                          quick=quick, progress=False, split=split, save_maps=False)
+        summary = suite['net']['summary']
+        missing = [family for family in PHASE_UNKNOWN_FAMILIES if family not in summary]
+        if missing:
+            raise ValueError(f'the {split} split has no {missing} family')
+        result[key] = float(balanced_score(summary))
+        result['families' if split == 'val' else 'test_families'] = {
+            f: {k: v for k, v in summary[f].items() if k.startswith('sr_')}
+            for f in PHASE_UNKNOWN_FAMILIES}
+    return result
 
 
 _SCORERS: Dict[str, Callable[[Path, bool, Optional[Path]], Dict[str, Any]]] = {
@@ -133,16 +138,30 @@ def build_table(name: str, metric: str, arms: Dict[str, Dict[int, Dict[str, Any]
                              'sigmas_required': SIGMAS_REQUIRED,
                              'std': 'sample standard deviation over seeds (ddof=1)',
                              'arms': {}, **(extra or {})}
-    scores = {arm: {seed: rec['score'] for seed, rec in seeds.items()
-                    if rec.get('score') is not None} for arm, seeds in arms.items()}
+    scores = _scores(arms, 'score')
+    beside = _scores(arms, 'test_score')
     for arm, seeds in arms.items():
-        values = list(scores[arm].values())
         entry = {'per_seed': {str(seed): rec for seed, rec in sorted(seeds.items())},
-                 'mean': float(np.mean(values)) if values else None, 'std': _std(values)}
-        if arm != reference and reference in scores:
-            entry['paired'] = compare(scores[arm], scores[reference])
+                 **_summary(arm, scores, reference)}
+        if any(beside.values()):
+            entry['test'] = _summary(arm, beside, reference)
         table['arms'][arm] = entry
     return table
+
+
+def _scores(arms: Dict[str, Dict[int, Dict[str, Any]]], key: str
+            ) -> Dict[str, Dict[int, float]]:
+    return {arm: {seed: rec[key] for seed, rec in seeds.items() if rec.get(key) is not None}
+            for arm, seeds in arms.items()}
+
+
+def _summary(arm: str, scores: Dict[str, Dict[int, float]], reference: str) -> Dict[str, Any]:
+    """Mean +- std of one arm's scores and, but for the reference, its paired comparison."""
+    values = list(scores[arm].values())
+    summary = {'mean': float(np.mean(values)) if values else None, 'std': _std(values)}
+    if arm != reference and reference in scores:
+        summary['paired'] = compare(scores[arm], scores[reference])
+    return summary
 
 
 def write_table(table: Dict[str, Any], out: Path) -> None:
@@ -163,25 +182,47 @@ def _num(value: Optional[float], digits: int = 4) -> str:
 
 
 def markdown(table: Dict[str, Any]) -> str:
-    """Per-seed scores, mean +- std, paired differences and the verdict of every arm."""
+    """Per-seed scores, mean +- std, paired differences and the verdict of every arm (and the
+    test split's, when the records have it, as a second table beside)."""
     seeds = sorted({int(s) for entry in table['arms'].values() for s in entry['per_seed']})
+    notes: List[str] = []
     lines = [f'## {table["table"]}: {table["metric_name"]}, lower is better', '',
-             '| arm | ' + ' | '.join(f'seed {s}' for s in seeds)
+             *_score_rows(table, seeds, 'score', notes)]
+    lines += ['', f'Verdict: gain >= {table["gain_required"]:.0%} of the reference\'s mean and a '
+              f'mean paired difference beyond {table["sigmas_required"]:g} std of the paired '
+              'differences (negative differences are better). std: ' + table['std'] + '.']
+    if any('test' in entry for entry in table['arms'].values()):
+        lines += ['', '### The same score on the test split (reported beside it, never used to '
+                  'decide)', '', *_score_rows(table, seeds, 'test_score', [])]
+    if notes:
+        lines += ['', 'Refused:', *notes]
+    for key, title in (('stage1', 'Stage 1 against the bicubic base (held-out patches)'),
+                       ('budget', 'Budget per run (DSRNet)')):
+        if table.get(key):
+            lines += ['', f'{title}:', '', '```', json.dumps(table[key], indent=1,
+                                                             default=_json), '```']
+    return '\n'.join(lines)
+
+
+def _score_rows(table: Dict[str, Any], seeds: Sequence[int], key: str,
+                notes: List[str]) -> List[str]:
+    """The Markdown table of one score (``score`` or ``test_score``); refusals go to notes."""
+    lines = ['| arm | ' + ' | '.join(f'seed {s}' for s in seeds)
              + f' | mean +- std | paired diff vs {table["reference"]} | gain | verdict |',
              '|---|' + '---|' * (len(seeds) + 4)]
-    notes: List[str] = []
-    for arm, entry in table['arms'].items():
+    for arm, arm_entry in table['arms'].items():
+        entry = arm_entry if key == 'score' else arm_entry.get('test', {})
         cells = []
         for seed in seeds:
-            record = entry['per_seed'].get(str(seed), {})
+            record = arm_entry['per_seed'].get(str(seed), {})
             if record.get('refused'):
                 cells.append('refused')
                 notes.append(f'- {arm} seed {seed}: {record["refused"]}')
-            elif record.get('score') is not None:
-                cells.append(_num(record['score']))
+            elif record.get(key) is not None:
+                cells.append(_num(record[key]))
             else:
                 cells.append('n/a' if not record else f'n/a ({record.get("error", "")[:40]})')
-        mean = '' if entry['mean'] is None else _num(entry['mean']) + (
+        mean = '' if entry.get('mean') is None else _num(entry['mean']) + (
             f' +- {_num(entry["std"])}' if entry['std'] is not None else '')
         paired = entry.get('paired', {})
         diff, gain, verdict = '', '', ''
@@ -194,14 +235,4 @@ def markdown(table: Dict[str, Any]) -> str:
                        + f' ({paired["sigmas"]:.1f} std)')
         lines.append(f'| {arm} | ' + ' | '.join(cells) + f' | {mean} | {diff} | {gain} | '
                      f'{verdict} |')
-    lines += ['', f'Verdict: gain >= {table["gain_required"]:.0%} of the reference\'s mean and a '
-              f'mean paired difference beyond {table["sigmas_required"]:g} std of the paired '
-              'differences (negative differences are better). std: ' + table['std'] + '.']
-    if notes:
-        lines += ['', 'Refused:', *notes]
-    for key, title in (('stage1', 'Stage 1 against the bicubic base (held-out patches)'),
-                       ('budget', 'Budget per run (DSRNet)')):
-        if table.get(key):
-            lines += ['', f'{title}:', '', '```', json.dumps(table[key], indent=1,
-                                                             default=_json), '```']
-    return '\n'.join(lines)
+    return lines
