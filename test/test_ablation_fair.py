@@ -89,6 +89,19 @@ def test_an_arm_refused_by_the_teacher_gate_is_tabulated_not_retrained(tmp_path)
     assert 'refused' in (results / 'table.md').read_text()
 
 
+def test_a_seed_whose_stage1_was_refused_is_tabulated_as_refused(tmp_path, capsys):
+    runs, results = tmp_path / 'runs' / 'research_x8', tmp_path / 'results' / 'research_x8'
+    _history(runs / 'stage1_denet' / 'seed1', 0.99)
+    assert ablation.main(['run', '--table', 'research_x8', '--seeds', '1', '--arms',
+                          'dsr_alone', '--runs', str(tmp_path / 'runs'), '--results',
+                          str(tmp_path / 'results'), '--resume']) == 2
+    table = ablation.collect('research_x8', runs, results, ['dsr_alone'], [1], 0.05)
+    record = table['arms']['dsr_alone']['per_seed']['1']
+    assert record['score'] is None
+    assert record['refused'].startswith('its stage 1 was refused: stage 1 did not beat')
+    assert '| dsr_alone | refused |' in (results / 'table.md').read_text()
+
+
 def test_paired_differences_and_the_verdict():
     reference = {0: 1.00, 1: 0.95, 2: 0.90}
     arm = {0: 0.90, 1: 0.80, 2: 0.85}

@@ -291,17 +291,22 @@ def collect(name: str, runs: Path, results: Path, arms: Sequence[str], seeds: Se
             ) -> Dict[str, Any]:
     """Score every exported arm and write ``RESULTS/table.json`` and ``table.md``."""
     spec = TABLES[name]
+    stage1 = _stage1_facts(spec, runs, seeds, margin)
     records: Dict[str, Dict[int, Dict[str, Any]]] = {}
     for arm in arms:
         records[arm] = {}
         for seed in seeds:
             folder = results / arm / f'seed{seed}'
             gate = _gate(folder)
+            refused_start = (stage1.get(f'{spec.arms[arm][1]}/seed{seed}') or {}).get('refused')
             if (folder / 'dsrnet.pt').is_file():
                 record = ablation_table.score_weights(folder / 'dsrnet.pt', spec.metric, quick,
                                                       data_root)
             elif gate and not gate['passed']:
                 record = {'score': None, 'refused': gate['reason']}
+            elif refused_start:
+                # no arm forks from a stage 1 below the margin: the seed is out of the table
+                record = {'score': None, 'refused': f'its stage 1 was refused: {refused_start}'}
             else:
                 continue
             if gate:
@@ -310,8 +315,7 @@ def collect(name: str, runs: Path, results: Path, arms: Sequence[str], seeds: Se
             records[arm][seed] = record
     table = ablation_table.build_table(
         name, spec.metric, records, spec.reference,
-        {'scale': spec.scale, 'quick_eval': quick, 'stage1': _stage1_facts(spec, runs, seeds,
-                                                                           margin),
+        {'scale': spec.scale, 'quick_eval': quick, 'stage1': stage1,
          'budget': _budget(spec, results, arms)})
     ablation_table.write_table(table, results)
     return table
