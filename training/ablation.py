@@ -64,21 +64,28 @@ class TableSpec:
     seeds: Tuple[int, ...] = (0, 1, 2)
 
 
-def _spec(prefix: str, scale: int, metric: str, alone_from: str = 'denet') -> TableSpec:
+def _spec(prefix: str, scale: int, metric: str, alone_from: str = 'denet',
+          extra_arms: Sequence[str] = ()) -> TableSpec:
     """``alone_from``: the stage 1 DSRNet alone forks from. Both stage 1s of a seed end with
     bit-identical DSRNets (checked by :func:`_same_dsrnet` when both exist), so either is fair;
     the sensor table forks from the guided one, which its cross-task arm needs anyway, and
-    trains no DENet stage 1 unless ``full_denet`` is asked for."""
+    trains no DENet stage 1 unless ``full_denet`` is asked for. ``extra_arms``: further
+    guided-teacher arms (config ``<prefix>_<arm>``)."""
     stage1 = {'denet': f'{prefix}_stage1_denet', 'guided': f'{prefix}_stage1_guided'}
-    return TableSpec(scale, stage1,
-                     {'dsr_alone': (f'{prefix}_dsr_alone', alone_from),
-                      'full_denet': (f'{prefix}_full_denet', 'denet'),
-                      'full_guided': (f'{prefix}_full_guided', 'guided')}, metric)
+    arms = {'dsr_alone': (f'{prefix}_dsr_alone', alone_from),
+            'full_denet': (f'{prefix}_full_denet', 'denet'),
+            'full_guided': (f'{prefix}_full_guided', 'guided')}
+    arms.update({arm: (f'{prefix}_{arm}', 'guided') for arm in extra_arms})
+    return TableSpec(scale, stage1, arms, metric)
 
 
+#: sensor_x4's ``full_guided_balanced``: the guided arm with rho1 = rho2 = 0.5, which gives
+#: distillation the share of the student's loss it has at x8 (the sensor task loss carries a
+#: x10 L2 term that shrinks every other term's share about five-fold).
 TABLES: Dict[str, TableSpec] = {'research_x8': _spec('ablation_x8', 8, 'middlebury2005'),
                                 'sensor_x4': _spec('ablation_x4_sensor', 4, 'sensor_val',
-                                                   alone_from='guided')}
+                                                   alone_from='guided',
+                                                   extra_arms=('full_guided_balanced',))}
 
 
 class Stage1Refused(RuntimeError):
@@ -326,7 +333,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('command', choices=('run', 'collect'))
     parser.add_argument('--table', choices=sorted(TABLES), required=True)
-    parser.add_argument('--arms', nargs='+', default=None, help='default: all three')
+    parser.add_argument('--arms', nargs='+', default=None, help='default: all of the table\'s')
     parser.add_argument('--seeds', nargs='+', type=int, default=None, help='default: 0 1 2')
     parser.add_argument('--runs', type=Path, default=REPO / 'runs' / 'ablation_fair')
     parser.add_argument('--results', type=Path, default=REPO / 'results' / 'ablation_fair')
