@@ -1,18 +1,21 @@
 """The fair cross-task ablation of issue 28: arms x seeds, resumable, one table per protocol.
 
     python -m training.ablation run --table research_x8 --resume     # train, export, collect
-    python -m training.ablation run --table sensor_x4 --arms dsr_alone full_guided --resume
+    python -m training.ablation run --table sensor_x4 --arms dsr_alone full_guided \
+        full_guided_balanced --resume
     python -m training.ablation collect --table research_x8          # the table only
 
 Tables (:data:`TABLES`): ``research_x8`` (the paper's protocol, Middlebury x8 MAD) and
-``sensor_x4`` (the sensor degradation at x4, the sensor suite's validation score), each with
-three arms: ``dsr_alone`` (DSRNet alone), ``full_denet`` (DSRNet + L_O + L_A + SPNet taught by
-the paper's DENet) and ``full_guided`` (the same, taught by the guided teacher, which sees RGB
-and the LR depth at training time only). Every arm of seed k forks from a stage 1 of seed k:
-``stage1_denet`` (DSRNet + DENet; ``dsr_alone`` and ``full_denet`` fork from it) or
-``stage1_guided`` (DSRNet + guided teacher). Their DSRNets are the same weights (same seed, same
-depth patches, separate optimisers; the table records whether they are bit-identical), so arms
-share data, initialisation and budget. Configs: ``training/configs/ablation_x8_*`` and
+``sensor_x4`` (the sensor degradation at x4, the sensor suite's validation score, the test
+split's beside it), each with three arms: ``dsr_alone`` (DSRNet alone), ``full_denet`` (DSRNet +
+L_O + L_A + SPNet taught by the paper's DENet) and ``full_guided`` (the same, taught by the
+guided teacher, which sees RGB and the LR depth at training time only); ``sensor_x4`` adds
+``full_guided_balanced`` (rho1 = rho2 = 0.5). Every arm of seed k forks from a stage 1 of seed k:
+``stage1_denet`` (DSRNet + DENet; ``full_denet`` forks from it, and ``dsr_alone`` in
+``research_x8``) or ``stage1_guided`` (DSRNet + guided teacher; the guided arms, and
+``dsr_alone`` in ``sensor_x4``). Their DSRNets are the same weights (same seed, same depth
+patches, separate optimisers; the table records whether they are bit-identical), so arms share
+data, initialisation and budget. Configs: ``training/configs/ablation_x8_*`` and
 ``ablation_x4_sensor_*``.
 
 Layout: ``RUNS/<table>/<stage1_teacher | arm>/seed<k>/`` (training runs: states, histories) and

@@ -88,7 +88,8 @@ def _sensor_val(weights: Path, quick: bool, data_root: Optional[Path]) -> Dict[s
     from training.evaluation.sensor import run_suite
     root = data_root or shared_data_root()
     result: Dict[str, Any] = {}
-    for split, key in (('val', 'score'), ('test', 'test_score')):
+    for split, key, families in (('val', 'score', 'families'),
+                                 ('test', 'test_score', 'test_families')):
         suite = run_suite([weights], weights.parent / f'sensor_{split}', root, labels=['net'],
                           quick=quick, progress=False, split=split, save_maps=False)
         summary = suite['net']['summary']
@@ -96,9 +97,8 @@ def _sensor_val(weights: Path, quick: bool, data_root: Optional[Path]) -> Dict[s
         if missing:
             raise ValueError(f'the {split} split has no {missing} family')
         result[key] = float(balanced_score(summary))
-        result['families' if split == 'val' else 'test_families'] = {
-            f: {k: v for k, v in summary[f].items() if k.startswith('sr_')}
-            for f in PHASE_UNKNOWN_FAMILIES}
+        result[families] = {f: {k: v for k, v in summary[f].items() if k.startswith('sr_')}
+                            for f in PHASE_UNKNOWN_FAMILIES}
     return result
 
 
